@@ -1,0 +1,3 @@
+"""Self-hosted agentic analysis server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,31 @@
+"""`python -m backend <command>`: the admin and developer CLI.
+
+Each command lives with its room; this file only dispatches, importing a room when its command is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> (module, one-line help). Each module exposes `add_arguments(parser)` and `main(args) -> int`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "ask": ("backend.llm.cli", "send one prompt through the provider chain and stream the reply"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text)
+        sub_parser.set_defaults(_module=module_name)
+        importlib.import_module(module_name).add_arguments(sub_parser)
+    args = parser.parse_args(argv)
+    result: int = importlib.import_module(args._module).main(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

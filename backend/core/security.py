@@ -1,0 +1,115 @@
+"""Password hashing (pwdlib/argon2) and signed access/refresh tokens (PyJWT, one pinned algorithm)."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Literal
+
+import jwt
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from backend.core.settings import Settings
+
+TokenKind = Literal["access", "refresh"]
+REQUIRED_CLAIMS = ("exp", "iat", "sub", "aud", "typ", "jti")
+"""Claims a token must carry; a token missing any of them is rejected."""
+CLOCK_SKEW_SECONDS = 10
+"""Leeway for `exp`/`iat` between machines."""
+
+_PASSWORD_HASH = PasswordHash((Argon2Hasher(),))
+
+
+class InvalidTokenError(Exception):
+    """The token is malformed, forged, expired, of the wrong kind or for another audience."""
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    subject: str
+    kind: TokenKind
+    expires_at: datetime
+    token_id: str
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    """Seconds until the access token expires."""
+
+
+def hash_password(password: str) -> str:
+    return _PASSWORD_HASH.hash(password)
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """A real argon2 hash of a random secret: verified against when the user does not exist."""
+    return _PASSWORD_HASH.hash(secrets.token_urlsafe(16))
+
+
+def verify_password(password: str, hashed: str | None) -> bool:
+    """Check a password; with `hashed=None` (unknown user) the same argon2 work is done, so timing reveals nothing."""
+    try:
+        ok = _PASSWORD_HASH.verify(password, hashed or _dummy_hash())
+    except Exception:  # a corrupt stored hash must not turn into a 500
+        return False
+    return ok and hashed is not None
+
+
+def create_token(*, subject: str, kind: TokenKind, settings: Settings, now: datetime | None = None) -> str:
+    issued = now or datetime.now(UTC)
+    lifetime = (
+        timedelta(minutes=settings.access_token_minutes)
+        if kind == "access"
+        else timedelta(days=settings.refresh_token_days)
+    )
+    claims = {
+        "sub": subject,
+        "aud": settings.jwt_audience,
+        "typ": kind,
+        "iat": issued,
+        "exp": issued + lifetime,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, settings.jwt_key(), algorithm=settings.jwt_algorithm)
+
+
+def create_token_pair(*, subject: str, settings: Settings) -> TokenPair:
+    return TokenPair(
+        access_token=create_token(subject=subject, kind="access", settings=settings),
+        refresh_token=create_token(subject=subject, kind="refresh", settings=settings),
+        expires_in=settings.access_token_minutes * 60,
+    )
+
+
+def decode_token(token: str, *, kind: TokenKind, settings: Settings) -> TokenClaims:
+    """Verify signature (only `settings.jwt_algorithm`), audience, expiry and kind; raise InvalidTokenError."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_key(),
+            algorithms=[settings.jwt_algorithm],
+            audience=settings.jwt_audience,
+            leeway=CLOCK_SKEW_SECONDS,
+            options={"require": list(REQUIRED_CLAIMS)},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidTokenError(str(exc)) from exc
+    if claims.get("typ") != kind:
+        raise InvalidTokenError(f"expected a {kind} token")
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise InvalidTokenError("token has no subject")
+    return TokenClaims(
+        subject=subject,
+        kind=kind,
+        expires_at=datetime.fromtimestamp(float(claims["exp"]), UTC),
+        token_id=str(claims["jti"]),
+    )
