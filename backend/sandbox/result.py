@@ -8,6 +8,25 @@ from pydantic import BaseModel, Field
 
 KillReason = Literal["timeout", "memory", "output", "crash", "blocked"]
 
+TRUNCATION_MARKER = "\n... [output truncated: {omitted} characters omitted] ...\n"
+"""Put where captured output was cut, so the LLM knows it is not seeing everything."""
+
+
+def clip_output(*, head: str, tail: str, total: int) -> tuple[str, bool]:
+    """Join the kept head and tail of a stream of `total` characters; True when something was cut."""
+    omitted = total - len(head) - len(tail)
+    if omitted <= 0:
+        return head + tail, False
+    return head + TRUNCATION_MARKER.format(omitted=omitted) + tail, True
+
+
+def clip_text(text: str, *, limit: int) -> tuple[str, bool]:
+    """Cut a complete text to about `limit` characters, keeping its start and end."""
+    if len(text) <= limit:
+        return text, False
+    tail_len = limit // 4
+    return clip_output(head=text[: limit - tail_len], tail=text[-tail_len:] if tail_len else "", total=len(text))
+
 
 class VariableInfo(BaseModel):
     name: str
@@ -26,6 +45,9 @@ class SandboxResult(BaseModel):
     error_line: int | None = None
     duration_ms: float = 0.0
     files_created: list[str] = Field(default_factory=list)
+    """Workdir-relative paths of regular files created or modified by the run (figures included)."""
+    figures: list[str] = Field(default_factory=list)
+    """Workdir-relative PNGs of figures the code drew but did not save itself (also in files_created)."""
     variables: list[VariableInfo] = Field(default_factory=list)
     killed_reason: KillReason | None = None
 
