@@ -6,13 +6,14 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 REQ_STAMP := $(VENV)/.req-$(shell cat requirements.txt 2>/dev/null | sha256sum | cut -c1-16)
 SYS_STAMP := $(VENV)/.sys-deps
+NPM_STAMP := frontend/node_modules/.lock-$(shell sha256sum frontend/package-lock.json 2>/dev/null | cut -c1-16)
 DEBIAN_PACKAGES := chromium bubblewrap
 RUN_MODEL ?= qwen2.5-coder-1.5b
 TEST_MODEL ?= qwen2.5-coder-0.5b
 export CMAKE_BUILD_PARALLEL_LEVEL := $(shell nproc)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test setup sysdeps venv models lint unit integration e2e bench clean
+.PHONY: run test setup sysdeps venv frontend-deps models lint unit integration e2e bench clean
 
 run: setup
 	$(PY) -m backend.llm.model_files assemble --model $(RUN_MODEL)
@@ -24,7 +25,7 @@ test: setup
 	$(VENV)/bin/mypy
 	$(PY) -m pytest tests
 
-setup: sysdeps venv
+setup: sysdeps venv frontend-deps
 
 sysdeps: $(SYS_STAMP)
 $(SYS_STAMP):
@@ -43,6 +44,12 @@ $(REQ_STAMP): requirements.txt
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -r requirements.txt
 	@rm -f $(VENV)/.req-* && touch $@
+
+# Browser libraries for the UI (marked, DOMPurify, highlight.js, eventsource-parser), served from frontend/node_modules.
+frontend-deps: $(NPM_STAMP)
+$(NPM_STAMP): frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 lint: setup
 	$(VENV)/bin/ruff check backend tests benchmarks run_backend.py run_frontend.py run_all.py

@@ -12,6 +12,10 @@ import sys
 # command -> (module, one-line help). Each module exposes `add_arguments(parser)` and `main(args) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "ask": ("backend.llm.cli", "send one prompt through the provider chain and stream the reply"),
+    "reindex": ("backend.storage.reindex_cli", "rebuild the Chroma RAG index from the chunk record"),
+    "cleanup": ("backend.ops.cleanup_cli", "apply the retention policy now (--dry-run: only list what would go)"),
+    "users": ("backend.ops.users_cli", "create, list, disable, enable or delete accounts"),
+    "doctor": ("backend.ops.doctor", "check model file, providers, sandbox, disk, database and Chroma"),
 }
 
 
@@ -23,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         sub_parser.set_defaults(_module=module_name)
         importlib.import_module(module_name).add_arguments(sub_parser)
     args = parser.parse_args(argv)
+    from backend.core.logging import configure_cli_logging
+
+    configure_cli_logging()
     result: int = importlib.import_module(args._module).main(args)
     return result
 

@@ -1,1 +1,1 @@
-"""api room."""
+"""The HTTP API: app factory, dependencies, routes and request/response schemas (the only room importing FastAPI)."""

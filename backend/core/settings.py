@@ -8,10 +8,10 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     """Whether POST /api/auth/register is open."""
 
     # --- llm ----------------------------------------------------------------------------
-    llm_providers: list[str] = Field(default_factory=lambda: ["auto"])
+    llm_providers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["auto"])
     """Ordered failover chain, e.g. `ollama,llamacpp`; `auto` = Ollama when reachable, else embedded."""
     embedded_model: Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"] = "qwen2.5-coder-1.5b"
     """Packaged GGUF the llamacpp provider loads."""
@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     """Code executions per coder call (first run plus fixes)."""
     coder_max_verifications: int = Field(default=3, ge=0)
     """Verification rounds per coder call."""
+    coder_verify_mode: Literal["llm", "auto", "rules"] = "auto"
+    """`llm`: the model judges every clean run; `auto`: only output that is not a plain answer; `rules`: never."""
 
     # --- agents -------------------------------------------------------------------------
     agent_max_iterations: int = Field(default=6, ge=1)
@@ -134,10 +136,15 @@ class Settings(BaseSettings):
     """Recent turns given verbatim; older ones are summarised."""
     agent_context_tokens: int = Field(default=6000, ge=1000)
     """Token budget for assembled context (history, notepad, variables)."""
+    agent_phrase_results: bool = False
+    """Rephrase a data question's computed result in prose with one more LLM call (+5-20 s on CPU); off: the
+    coder's labelled output is the answer."""
     max_message_chars: int = Field(default=20_000, ge=1)
     """Longest chat message accepted."""
     tool_plugin_paths: list[str] = Field(default_factory=list)
     """Modules or folders whose functions are auto-discovered as tools."""
+    checkpoint_url: str = ""
+    """Agent checkpoint store; empty = SQLite at {data_dir}/checkpoints.db, `postgresql://...` = Postgres."""
 
     # --- files / rag / web --------------------------------------------------------------
     max_upload_mb: int = Field(default=100, ge=1)
@@ -168,14 +175,25 @@ class Settings(BaseSettings):
     """Agent runs in flight per user."""
     metrics_enabled: bool = True
     """Expose GET /metrics (admin only)."""
+    metrics_token: SecretStr | None = None
+    """Static bearer token a Prometheus scraper may send for GET /metrics (admins can always read it)."""
     retention_days: int = Field(default=30, ge=1)
     """Age after which scratch files, artifacts and runs are cleaned."""
+    scratch_max_mb: int = Field(default=0, ge=0)
+    """Cap on all session scratch dirs; above it the least recently active idle ones go first (0 = no cap)."""
+    artifacts_max_mb: int = Field(default=0, ge=0)
+    """Cap on stored run artifacts; above it the oldest ones go first (0 = no cap)."""
+    cleanup_interval_minutes: float = Field(default=60.0, ge=0)
+    """How often the server applies the retention policy (0 = only `python -m backend cleanup`)."""
+    min_free_disk_mb: int = Field(default=1024, ge=0)
+    """Free space under data_dir below which `doctor` fails and the server logs a warning."""
 
     @field_validator("llm_providers", mode="before")
     @classmethod
     def _split_providers(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [p.strip() for p in value.split(",") if p.strip()]
+        if isinstance(value, str):  # `ollama,llamacpp` or a JSON list (NoDecode: env values arrive raw)
+            chars = "[]\"' "
+            return [p.strip(chars) for p in value.split(",") if p.strip(chars)]
         return value
 
     @field_validator("llm_providers")

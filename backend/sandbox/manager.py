@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from backend.core.metrics import instrument_sandbox_run
 from backend.core.settings import Settings
 from backend.sandbox import policy
 from backend.sandbox.isolation import Capabilities, Mode, probe
@@ -79,6 +80,7 @@ class SandboxManager:
         self._refill()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    @instrument_sandbox_run
     async def run(
         self,
         *,

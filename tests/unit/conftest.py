@@ -24,3 +24,9 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _no_model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building a real LLM provider raises; a test that fakes the HTTP layer (respx) opts back in."""
+    monkeypatch.setattr("backend.llm.guard.ALLOW_MODEL_REQUESTS", False)

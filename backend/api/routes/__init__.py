@@ -1,1 +1,1 @@
-"""api/routes room."""
+"""HTTP routes, one module per resource; each stays short by leaning on deps.py and the repositories."""

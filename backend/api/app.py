@@ -1,0 +1,57 @@
+"""The FastAPI application factory (also the uvicorn factory used by run_backend.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from backend import __version__
+from backend.api.errors import BodyLimitMiddleware, RequestIdMiddleware, install_error_handlers
+from backend.api.middleware import OperationsMiddleware
+from backend.api.routes import auth, chat, conversations, files, health, metrics, runs
+from backend.api.services import start_services, stop_services
+from backend.core.logging import configure_logging
+from backend.core.settings import Settings, get_settings
+from backend.ops.scheduler import start_housekeeping
+
+API_TITLE = "Analysis server"
+UPLOAD_PATH = "/api/upload"
+UPLOAD_REQUEST_FACTOR = 4
+"""One upload request may carry this many times the per-file limit in total (many files at once)."""
+MULTIPART_OVERHEAD_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; database, sandbox and agent are created in the lifespan, once per app."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings)
+        app.state.services = await start_services(settings)
+        start_housekeeping(app.state.services)
+        try:
+            yield
+        finally:
+            await stop_services(app.state.services)
+
+    app = FastAPI(title=API_TITLE, version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    upload_limit = settings.max_upload_mb * 1024 * 1024 * UPLOAD_REQUEST_FACTOR + MULTIPART_OVERHEAD_BYTES
+    app.add_middleware(BodyLimitMiddleware, limits={UPLOAD_PATH: upload_limit})
+    app.add_middleware(OperationsMiddleware, settings=settings)  # inside CORS, so a 429 is readable by browsers
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+    )
+    app.add_middleware(RequestIdMiddleware)
+    for module in (health, auth, chat, files, conversations, runs, metrics):
+        app.include_router(module.router)
+    return app
