@@ -8,6 +8,14 @@ REQ_STAMP := $(VENV)/.req-$(shell cat requirements.txt 2>/dev/null | sha256sum |
 SYS_STAMP := $(VENV)/.sys-deps
 NPM_STAMP := frontend/node_modules/.lock-$(shell sha256sum frontend/package-lock.json 2>/dev/null | cut -c1-16)
 DEBIAN_PACKAGES := chromium bubblewrap
+# llama-cpp-python builds from source. A -march=native build enables ggml's AMX kernels on CPUs that report AMX,
+# and those crash (SIGSEGV in ggml_backend_amx_mul_mat) inside these VMs; a portable AVX2 build runs everywhere.
+LLAMA_VERSION := $(shell sed -n 's/^llama_cpp_python==//p' requirements.txt)
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+  -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+LLAMA_KEY := $(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
+LLAMA_WHEELS := $(HOME)/.cache/analysis-server/llama-cpp-python-$(LLAMA_KEY)
+LLAMA_STAMP := $(VENV)/.llama-$(LLAMA_KEY)
 RUN_MODEL ?= qwen2.5-coder-1.5b
 TEST_MODEL ?= qwen2.5-coder-0.5b
 export CMAKE_BUILD_PARALLEL_LEVEL := $(shell nproc)
@@ -38,12 +46,21 @@ $(SYS_STAMP):
 	@mkdir -p $(VENV) && touch $@
 
 venv: $(REQ_STAMP)
-$(REQ_STAMP): requirements.txt
-	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip wheel
+$(REQ_STAMP): requirements.txt $(LLAMA_STAMP)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -r requirements.txt
 	@rm -f $(VENV)/.req-* && touch $@
+
+# The wheel is built once per version and flags into ~/.cache (pip's own wheel cache ignores CMAKE_ARGS).
+$(LLAMA_STAMP):
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel
+	@ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { \
+	  echo "Building llama-cpp-python $(LLAMA_VERSION) (portable AVX2 build, about 8 min on 2 cores, once)"; \
+	  rm -rf $(LLAMA_WHEELS).tmp; CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel -q --no-deps --no-cache-dir -w $(LLAMA_WHEELS).tmp \
+	    llama_cpp_python==$(LLAMA_VERSION) && mv $(LLAMA_WHEELS).tmp $(LLAMA_WHEELS); }
+	$(PIP) install -q --no-deps --force-reinstall $(LLAMA_WHEELS)/llama_cpp_python-*.whl
+	@rm -f $(VENV)/.llama-* && touch $@
 
 # Browser libraries for the UI (marked, DOMPurify, highlight.js, eventsource-parser), served from frontend/node_modules.
 frontend-deps: $(NPM_STAMP)

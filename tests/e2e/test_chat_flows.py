@@ -85,7 +85,7 @@ def test_answer_streams_with_steps_code_and_a_figure(signed_in: Any, sales_csv: 
     figure = answer.locator(".figure img")
     expect(figure).to_be_visible()
     assert figure.evaluate("img => img.naturalWidth") > 100  # a real PNG, fetched with the token
-    expect(answer.locator(".answer")).to_contain_text("Computed by running Python")
+    expect(answer.locator(".answer")).to_contain_text("Saved the chart to revenue_by_region.png")  # the run's output
     expect(answer.locator(".steps-status")).to_contain_text("steps")
     shot("20-answer-with-figure")
     answer.locator(".steps > summary").click()
@@ -139,7 +139,7 @@ def test_reload_finds_the_conversation_with_its_steps_and_figure(signed_in: Any,
     expect(signed_in.locator(".msg.user")).to_have_text(["Plot the average revenue by region"])
     restored = signed_in.locator(".msg.assistant")
     expect(restored.locator(".figure img")).to_be_visible()
-    expect(restored.locator(".answer")).to_contain_text("Computed by running Python")
+    expect(restored.locator(".answer")).to_contain_text("Saved the chart to revenue_by_region.png")
     restored.locator(".steps > summary").click()
     expect(restored.locator("pre.code")).to_contain_text("plt.savefig")
     shot("40-reloaded-conversation")

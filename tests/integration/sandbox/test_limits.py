@@ -38,8 +38,12 @@ async def test_infinite_loop_times_out_with_the_limit_in_the_message(manager: Sa
 
 async def test_code_that_ignores_the_soft_alarm_is_killed_hard(manager: SandboxManager) -> None:
     code = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass"
+    start = time.monotonic()
     result = await manager.run(session_id="s1", code=code, timeout=LIMIT_SECONDS, enforce_policy=False)
-    assert (result.killed_reason, result.error_message) == ("timeout", "exceeded 3 s")
+    assert time.monotonic() - start < LIMIT_SECONDS + HARD_KILL_GRACE_SECONDS + 3
+    # Whichever backstop fires first on a loaded machine: the CPU rlimit (SIGXCPU) or the wall-clock killpg.
+    assert result.killed_reason == "timeout"
+    assert result.error_message in ("exceeded 3 s", "exceeded 3 s (CPU time limit)"), result.error_message
     await _still_serves(manager)
 
 
