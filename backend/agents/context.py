@@ -153,11 +153,13 @@ def _render_notepad(root: Path, max_chars: int) -> str:
 
 
 def _history_text(turns: Sequence[Turn]) -> str:
+    """A record, not a dialogue: written as `User:`/`Assistant:` lines, small models answer the next question
+    the way the last one was answered (often a bare result, no code) instead of computing it."""
     lines = []
     for question, answer in turns:
-        lines.append(f"User: {question.content}")
+        lines.append(f"- Asked: {question.content}")
         if answer is not None:
-            lines.append(f"Assistant: {answer.content}")
+            lines.append(f"  Answered: {answer.content}")
     return "\n".join(lines)
 
 

@@ -31,6 +31,14 @@ df = pd.read_csv("staff.csv")
 print(f"@mean_salary[{df[df['Dept'] == 'Sales']['Salary'].mean():.2f}]")
 ```"""
 
+NO_FILES_USE_VARIABLES = """No files are attached. The saved variables below are already defined in this session: \
+use them directly by name, do not read any file and do not redefine them.
+For example, if `price_total` were saved, the question "Add 10% to price_total" would be answered by:
+```python
+result = price_total * 1.1
+print(f"price_total * 1.1 = {result:.2f}")
+```"""
+"""Without files, small models otherwise copy the system prompt's read_csv example and invent a table."""
 CONCISE = "Keep it short, no comments."
 """Repeated in follow-up requests: in long conversations small models forget the system prompt's style rules."""
 CORRECTED = f"Reply with the corrected complete script. {CONCISE}"
@@ -50,8 +58,11 @@ def task_messages(
 ) -> list[BaseMessage]:
     """The opening conversation: system rules, the files, optional context, then the question."""
     parts: list[str] = []
+    has_variables = context is not None and bool(context.variables.strip())
     if file_descriptions:
         parts.append("Files in the current directory:\n\n" + "\n\n".join(file_descriptions))
+    elif has_variables:
+        parts.append(NO_FILES_USE_VARIABLES)
     else:
         parts.append("No files are attached.")
     if context is not None:
