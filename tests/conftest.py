@@ -19,3 +19,9 @@ def settings(tmp_path: Path) -> Iterator[Settings]:
         llm_providers=["fake"],
         jwt_secret="x" * 48,  # type: ignore[arg-type]
     )
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests run last: Playwright's sync API keeps an event loop running in the main thread for the rest of
+    the session, and every asyncio test collected after it would fail with 'cannot be called from a running loop'."""
+    items.sort(key=lambda item: "/tests/e2e/" in str(item.path))

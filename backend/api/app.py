@@ -11,7 +11,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from backend import __version__
 from backend.api.errors import BodyLimitMiddleware, RequestIdMiddleware, install_error_handlers
 from backend.api.middleware import OperationsMiddleware
-from backend.api.routes import auth, chat, conversations, files, health, metrics, runs
+from backend.api.openai_errors import install_openai_error_handlers
+from backend.api.routes import api_keys, auth, chat, conversations, files, health, metrics, openai_compat, runs
 from backend.api.services import start_services, stop_services
 from backend.core.logging import configure_logging
 from backend.core.settings import Settings, get_settings
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title=API_TITLE, version=__version__, lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
+    install_openai_error_handlers(app)  # wraps the handlers above: OpenAI's error shape under /v1 only
     upload_limit = settings.max_upload_mb * 1024 * 1024 * UPLOAD_REQUEST_FACTOR + MULTIPART_OVERHEAD_BYTES
     app.add_middleware(BodyLimitMiddleware, limits={UPLOAD_PATH: upload_limit})
     app.add_middleware(OperationsMiddleware, settings=settings)  # inside CORS, so a 429 is readable by browsers
@@ -52,6 +54,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=["X-Request-ID", "Retry-After"],
     )
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, auth, chat, files, conversations, runs, metrics):
+    for module in (health, auth, api_keys, chat, files, conversations, runs, metrics, openai_compat):
         app.include_router(module.router)
     return app

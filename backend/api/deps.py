@@ -7,15 +7,16 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
+from langchain_core.language_models import BaseChatModel
 from sqlalchemy.orm import Session
 
 from backend.api.run_manager import Agent, RunManager
 from backend.api.services import AppServices
-from backend.core.security import InvalidTokenError, decode_token
+from backend.core.security import InvalidTokenError, decode_token, hash_api_key, is_api_key
 from backend.core.settings import Settings
 from backend.storage.file_index import DocumentIndex
 from backend.storage.models import User
-from backend.storage.repositories import OwnedRepository, UserRepository
+from backend.storage.repositories import OwnedRepository, UserRepository, use_api_key
 
 LOGIN_URL = "/api/auth/login"
 _BEARER = {"WWW-Authenticate": "Bearer"}
@@ -66,6 +67,30 @@ def get_current_user(session: SessionDep, settings: SettingsDep, token: TokenDep
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
+def get_key_or_token_user(session: SessionDep, settings: SettingsDep, token: TokenDep) -> User:
+    """For OpenAI-compatible clients: a per-user API key (`ask-…`) or an access token; 401 for a missing, unknown
+    or revoked key. Keys are accepted only where this dependency is used, so a key cannot mint more keys."""
+    if token and is_api_key(token):
+        key = use_api_key(session, hash_api_key(token))
+        user = UserRepository(session).get(key.user_id) if key is not None else None
+        if user is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid API key (unknown or revoked)", headers=_BEARER)
+        if not user.is_active:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "account disabled")
+        return user
+    return get_current_user(session, settings, token)
+
+
+KeyOrTokenUser = Annotated[User, Depends(get_key_or_token_user)]
+
+
+def get_key_or_token_repo(session: SessionDep, user: KeyOrTokenUser) -> OwnedRepository:
+    return OwnedRepository(session, user_id=user.id)
+
+
+KeyOrTokenRepoDep = Annotated[OwnedRepository, Depends(get_key_or_token_repo)]
+
+
 def get_repo(session: SessionDep, user: CurrentUser) -> OwnedRepository:
     """The only way routes reach user data: every query in it is scoped to the signed-in user."""
     return OwnedRepository(session, user_id=user.id)
@@ -95,3 +120,20 @@ def get_documents(services: ServicesDep) -> DocumentIndex:
 
 
 DocumentsDep = Annotated[DocumentIndex, Depends(get_documents)]
+
+
+def get_optional_agent(services: ServicesDep) -> Agent | None:
+    """The agent when it started; for routes that also serve without it (the model pass-through)."""
+    return services.agent
+
+
+OptionalAgentDep = Annotated[Agent | None, Depends(get_optional_agent)]
+
+
+def get_chat_llm(agent: OptionalAgentDep) -> BaseChatModel | None:
+    """The provider chain the agent already holds (the one `llm/` built); never a second set of model clients."""
+    llm = getattr(agent, "llm", None)
+    return llm if isinstance(llm, BaseChatModel) else None
+
+
+ChatLLMDep = Annotated[BaseChatModel | None, Depends(get_chat_llm)]

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.api.openai_errors import error_body, is_v1
 from backend.core.logging import bind_request, request_id_var
 from backend.core.metrics import record_rate_limited, record_request
 from backend.core.security import InvalidTokenError, decode_token
@@ -80,7 +81,10 @@ class SlidingWindowLimiter:
 
 
 def client_key(scope: Scope, settings: Settings) -> tuple[str, str | None]:
-    """(limiter key, user id): the token's user when it carries a valid access token, else the client address."""
+    """(limiter key, user id): the token's user when it carries a valid access token, else the client address.
+
+    API keys count by address too: checking one needs the database, and keying on an unchecked key would let
+    anyone sending random keys escape the limit."""
     authorization = Headers(scope=scope).get("authorization", "")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() == "bearer" and token:
@@ -163,8 +167,9 @@ class OperationsMiddleware:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, wait: float) -> None:
         limit = self.settings.rate_limit_per_minute
+        message = f"rate limit exceeded: {limit} requests per minute; retry in {math.ceil(wait)} s"
         response = JSONResponse(
-            {"detail": f"rate limit exceeded: {limit} requests per minute; retry in {math.ceil(wait)} s"},
+            error_body(message, status_code=429) if is_v1(scope["path"]) else {"detail": message},
             status_code=429,
             headers={"Retry-After": str(math.ceil(wait))},
         )

@@ -54,6 +54,23 @@ class UserOut(_Out):
     created_at: datetime
 
 
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, description="What the key is for, e.g. `open-webui`.")
+
+
+class ApiKeyOut(_Out):
+    id: str
+    name: str
+    prefix: str = Field(description="The key's first characters, to tell keys apart.")
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The secret: shown only in this response, store it now.")
+
+
 # --- files / artifacts ---------------------------------------------------------------------
 class FileOut(_Out):
     id: str

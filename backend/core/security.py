@@ -1,7 +1,8 @@
-"""Password hashing (pwdlib/argon2) and signed access/refresh tokens (PyJWT, one pinned algorithm)."""
+"""Password hashing (pwdlib/argon2), signed access/refresh tokens (PyJWT, one pinned algorithm) and API keys."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -25,6 +26,12 @@ ARGON2_MEMORY_KIB = 19_456
 ARGON2_TIME_COST = 2
 ARGON2_PARALLELISM = 1
 """OWASP's Argon2id minimum (19 MiB, 2 passes, 1 lane): ~60 ms here, and one core per hash, not four."""
+
+API_KEY_PREFIX = "ask-"
+"""Marks a bearer token as an API key (not a JWT), and makes leaked keys easy to grep for."""
+API_KEY_RANDOM_BYTES = 32
+API_KEY_SHOWN_CHARS = 12
+"""Characters of a key kept in clear (prefix included) so users can tell their keys apart."""
 
 _PASSWORD_HASH = PasswordHash(
     (Argon2Hasher(time_cost=ARGON2_TIME_COST, memory_cost=ARGON2_MEMORY_KIB, parallelism=ARGON2_PARALLELISM),)
@@ -121,3 +128,25 @@ def decode_token(token: str, *, kind: TokenKind, settings: Settings) -> TokenCla
         expires_at=datetime.fromtimestamp(float(claims["exp"]), UTC),
         token_id=str(claims["jti"]),
     )
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    secret: str
+    """Shown to the user once; only `digest` is stored."""
+    prefix: str
+    digest: str
+
+
+def is_api_key(token: str) -> bool:
+    return token.startswith(API_KEY_PREFIX)
+
+
+def hash_api_key(secret: str) -> str:
+    """SHA-256 suffices (no argon2): the key has 256 random bits, so there is nothing to brute-force."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_api_key() -> NewApiKey:
+    secret = API_KEY_PREFIX + secrets.token_urlsafe(API_KEY_RANDOM_BYTES)
+    return NewApiKey(secret=secret, prefix=secret[:API_KEY_SHOWN_CHARS], digest=hash_api_key(secret))

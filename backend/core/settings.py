@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     coder's labelled output is the answer."""
     max_message_chars: int = Field(default=20_000, ge=1)
     """Longest chat message accepted."""
+    openai_compat_progress: Literal["full", "summary", "none"] = "summary"
+    """Agent steps in streamed `/v1/chat/completions` answers: `full` = each step with its tool call, code and
+    output; `summary` = the plan and one line per tool step; `none` = only the answer."""
     tool_plugin_paths: list[str] = Field(default_factory=list)
     """Modules or folders whose functions are auto-discovered as tools."""
     checkpoint_url: str = ""

@@ -6,6 +6,7 @@ that never touches pandas does not pay for it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -116,9 +117,16 @@ def fingerprint(value: Any) -> Any:
 
 
 def _atomic(path: str, write: Any) -> None:
+    """Write via a temp file; on failure (disk full, file size limit) the partial temp file is removed and the
+    previous version of the variable stays as it was."""
     tmp = path + ".tmp"
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def save(name: str, value: Any, vars_dir: str) -> dict[str, Any] | None:

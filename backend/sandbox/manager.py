@@ -289,8 +289,26 @@ class SandboxManager:
         remove_escaping_symlinks(worker.work)
         files = changed_files(before, snapshot(worker.work))
         saved, deleted = reply.get("saved"), reply.get("deleted")
+        warnings: list[str] = []
         if isinstance(saved, list) and isinstance(deleted, list) and (reply.get("ok") or saved or deleted):
             saved = [item for item in saved if isinstance(item, dict)]
-            self.variables(session_id).update(saved=saved, deleted=[d for d in deleted if isinstance(d, str)])
+            warnings += [_unsaved(item) for item in saved if "error" in item]
+            try:
+                self.variables(session_id).update(saved=saved, deleted=[d for d in deleted if isinstance(d, str)])
+            except OSError as exc:  # disk full: the run itself succeeded; the previous catalog stays intact
+                logger.warning("session %s: variable catalog not updated: %s", session_id, exc)
+                warnings.append(f"the variables of this run were not saved ({type(exc).__name__}: {exc}); "
+                                "earlier ones are kept")
         elapsed = (time.perf_counter() - started) * 1000
-        return result_from_reply(reply, files=files, elapsed_ms=elapsed, limit=self.settings.code_max_output_chars)
+        result = result_from_reply(reply, files=files, elapsed_ms=elapsed, limit=self.settings.code_max_output_chars)
+        if warnings:
+            shown = "\n".join(f"Warning: {w}" for w in warnings)
+            result = result.model_copy(update={"warnings": warnings,
+                                               "stderr": f"{result.stderr}\n{shown}".lstrip("\n")})
+        return result
+
+
+def _unsaved(item: dict[str, Any]) -> str:
+    """A save failure reported by the child (untrusted text: clipped)."""
+    name, error = str(item.get("name", "?"))[:100], str(item.get("error", ""))[:300]
+    return f"variable `{name}` was not saved ({error}); it is lost when this session's interpreter restarts"

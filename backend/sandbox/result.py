@@ -50,6 +50,8 @@ class SandboxResult(BaseModel):
     """Workdir-relative PNGs of figures the code drew but did not save itself (also in files_created)."""
     variables: list[VariableInfo] = Field(default_factory=list)
     killed_reason: KillReason | None = None
+    warnings: list[str] = Field(default_factory=list)
+    """Problems that did not fail the run, e.g. a variable that could not be saved (disk full)."""
 
     def observation(self, *, max_chars: int = 4000) -> str:
         """Compact text the LLM reads: output first, then the error with its line."""
@@ -61,4 +63,5 @@ class SandboxResult(BaseModel):
             parts.append(f"{self.error_type or 'Error'}: {self.error_message or ''}{where}")
         elif not self.stdout:
             parts.append("(no output)")
+        parts.extend(f"Warning: {warning}" for warning in self.warnings)
         return "\n".join(parts)

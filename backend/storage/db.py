@@ -10,13 +10,20 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.storage.models import Base, SchemaVersion
+from backend.storage.models import ApiKey, Base, SchemaVersion
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version the code expects; bump it and add a step to MIGRATIONS when a table changes."""
-MIGRATIONS: dict[int, Callable[[Engine], None]] = {}
+
+
+def _create_api_keys(engine: Engine) -> None:
+    """Version 2: the `api_keys` table (OpenAI-compatible clients); nothing else changed."""
+    Base.metadata.tables[ApiKey.__tablename__].create(engine, checkfirst=True)
+
+
+MIGRATIONS: dict[int, Callable[[Engine], None]] = {2: _create_api_keys}
 """Upgrade steps: MIGRATIONS[n] brings a database from version n-1 to n (version 1 is the initial create_all)."""
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a SQLite writer waits for the lock before failing."""

@@ -1,4 +1,5 @@
-"""Database tables (SQLAlchemy 2 typed ORM): users, conversations, messages, files, runs, run steps, artifacts."""
+"""Database tables (SQLAlchemy 2 typed ORM): users, conversations, messages, files, runs, run steps, artifacts,
+API keys."""
 
 from __future__ import annotations
 
@@ -168,3 +169,22 @@ class Artifact(Base):
     path: Mapped[str | None] = mapped_column(Text, default=None)
     """Absolute path of the file on disk, or None when the agent reported it but it could not be found."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """A per-user key for OpenAI-compatible clients; only a SHA-256 of the secret is kept (it is shown once)."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = _id_column()
+    user_id: Mapped[str] = _owner_column()
+    name: Mapped[str] = mapped_column(String(100), default="")
+    prefix: Mapped[str] = mapped_column(String(16))
+    """The key's first characters, so a user can tell keys apart in a list."""
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None

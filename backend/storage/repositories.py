@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TypeVar
 
 from sqlalchemy import func, select
@@ -11,12 +13,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.core.security import hash_password
 from backend.core.settings import Settings
-from backend.storage.models import Artifact, Conversation, Message, Run, StoredFile, User, utcnow
+from backend.storage.models import ApiKey, Artifact, Conversation, Message, Run, StoredFile, User, utcnow
 
-_Owned = TypeVar("_Owned", Conversation, StoredFile, Run, Artifact)
+_Owned = TypeVar("_Owned", Conversation, StoredFile, Run, Artifact, ApiKey)
 
 TITLE_CHARS = 80
 """Length of a conversation title derived from its first message."""
+MAX_ACTIVE_API_KEYS = 50
+"""Unrevoked keys a user may hold at once."""
+API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
+"""`last_used_at` is rewritten at most this often per key: a busy client should not cost a write per request."""
 
 
 class NotFoundError(LookupError):
@@ -122,6 +128,21 @@ class OwnedRepository:
         self.session.commit()
         return conversation
 
+    def ensure_conversation(self, conversation_id: str, *, title: str) -> Conversation:
+        """The user's conversation with this caller-chosen id (e.g. derived from a client's thread), created when
+        missing; another user's id is NotFoundError."""
+        row = self.session.get(Conversation, conversation_id)
+        if row is not None:
+            if row.user_id != self.user_id:
+                raise NotFoundError(f"conversation {conversation_id} not found")
+            return row
+        self.session.add(Conversation(id=conversation_id, user_id=self.user_id, title=_title(title)))
+        try:
+            self.session.commit()
+        except IntegrityError:  # a concurrent request created it first
+            self.session.rollback()
+        return self.get_conversation(conversation_id)
+
     def rename_conversation(self, conversation_id: str, *, title: str) -> Conversation:
         conversation = self.get_conversation(conversation_id)
         conversation.title = title
@@ -218,9 +239,44 @@ class OwnedRepository:
     def get_artifact(self, artifact_id: str) -> Artifact:
         return self._owned(Artifact, artifact_id)
 
+    # --- api keys --------------------------------------------------------------------------
+    def list_api_keys(self) -> Sequence[ApiKey]:
+        query = select(ApiKey).where(ApiKey.user_id == self.user_id).order_by(ApiKey.created_at.desc(), ApiKey.id)
+        return self.session.scalars(query).all()
+
+    def add_api_key(self, *, name: str, prefix: str, key_hash: str) -> ApiKey:
+        active = select(func.count()).select_from(ApiKey).where(
+            ApiKey.user_id == self.user_id, ApiKey.revoked_at.is_(None))
+        if int(self.session.scalar(active) or 0) >= MAX_ACTIVE_API_KEYS:
+            raise ConflictError(f"at most {MAX_ACTIVE_API_KEYS} active API keys; revoke one first")
+        key = ApiKey(user_id=self.user_id, name=name, prefix=prefix, key_hash=key_hash)
+        self.session.add(key)
+        self.session.commit()
+        return key
+
+    def revoke_api_key(self, key_id: str) -> ApiKey:
+        """Idempotent: revoking a revoked key keeps its first revocation time."""
+        key = self._owned(ApiKey, key_id)
+        if key.revoked_at is None:
+            key.revoked_at = utcnow()
+            self.session.commit()
+        return key
+
     def running_runs(self) -> int:
         query = select(func.count()).select_from(Run).where(Run.user_id == self.user_id, Run.status == "running")
         return int(self.session.scalar(query) or 0)
+
+
+def use_api_key(session: Session, key_hash: str) -> ApiKey | None:
+    """The unrevoked key with this hash, its use noted; looked up before its owner is known, hence not owned."""
+    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+    if key is None or key.revoked_at is not None or not hmac.compare_digest(key.key_hash, key_hash):
+        return None
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at >= API_KEY_TOUCH_INTERVAL:
+        key.last_used_at = now
+        session.commit()
+    return key
 
 
 def append_message(

@@ -111,11 +111,15 @@ def kind_for_name(name: str) -> FileKind:
 
 
 def sniff_family(head: bytes, tail: bytes) -> Family:
-    """What the bytes are, regardless of the name: pdf, zip, parquet, text or binary."""
-    if b"%PDF-" in head[:PDF_HEADER_WINDOW]:
-        return "pdf"
+    """What the bytes are, regardless of the name: pdf, zip, parquet, text or binary.
+
+    A zip is recognised before a PDF: a zip can carry `%PDF-` in its first KiB (a stored PDF entry), and
+    PDF readers would accept that polyglot, but no real PDF starts with a zip header.
+    """
     if head.startswith(b"PK\x03\x04"):
         return "zip"
+    if b"%PDF-" in head[:PDF_HEADER_WINDOW]:
+        return "pdf"
     if head.startswith(b"PAR1") and tail.endswith(b"PAR1"):
         return "parquet"
     return "text" if _looks_like_text(head) else "binary"

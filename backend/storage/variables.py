@@ -144,9 +144,13 @@ class VariableStore:
         payload = json.dumps({"variables": [meta.model_dump() for meta in entries]}, indent=1).encode("utf-8")
         # O_EXCL|O_NOFOLLOW: the sandbox can write in this directory, so never follow a planted symlink.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        tmp.replace(self.catalog_path)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(payload)
+            tmp.replace(self.catalog_path)
+        except BaseException:  # disk full: the old catalog stays whole, no temp file is left behind
+            tmp.unlink(missing_ok=True)
+            raise
 
     def render(self, max_chars: int = 2000) -> str:
         """Prompt text: what is already in memory and how to reload it; cut to `max_chars`."""

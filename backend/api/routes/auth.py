@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from anyio import to_thread
@@ -18,6 +17,7 @@ from backend.storage.repositories import UserRepository
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 MAX_LOGIN_FORM_FIELDS = 8
+MAX_ERROR_CHARS = 200
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 _BAD_LOGIN = HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password",
@@ -40,10 +40,10 @@ async def read_login(request: Request) -> LoginRequest:
         else:
             raise _invalid("send credentials as JSON or as an OAuth2 password form", content_type)
         return LoginRequest.model_validate(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _invalid(f"malformed JSON: {exc}") from exc
-    except ValidationError as exc:
+    except ValidationError as exc:  # (a ValueError too: handled first)
         raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from exc
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep, an over-long number
+        raise _invalid(f"malformed JSON: {type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]) from exc
     except HTTPException as exc:  # starlette's own 400 for a malformed multipart body
         raise _invalid(f"malformed form: {exc.detail}") from exc
 

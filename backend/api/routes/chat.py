@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from backend.api.deps import AgentDep, RepoDep, RunsDep, ServicesDep
+from backend.api.responses import unprocessable
 from backend.api.run_manager import RunManager
 from backend.api.schemas import ChatRequest, ChatResponse, StepOut, StopResponse
 from backend.api.turns import Turn, start_turn
@@ -38,6 +39,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "conversation or file id not found (or not yours)"},
     429: {"description": "too many runs in flight"},
     503: {"description": "the agent service is unavailable"},
+    **unprocessable("malformed body, or a message longer than APP_MAX_MESSAGE_CHARS"),
 }
 
 

@@ -11,10 +11,11 @@ from fastapi import APIRouter, File, HTTPException, Query, UploadFile, status
 from fastapi.responses import FileResponse
 
 from backend.api.deps import CurrentUser, DocumentsDep, RepoDep, SettingsDep
+from backend.api.responses import unprocessable
 from backend.api.schemas import FileOut, UploadResponse
 from backend.core.settings import Settings
 from backend.storage.models import StoredFile, new_id
-from backend.storage.uploads import DOCUMENT_KINDS, StoredUpload, UploadError, store_upload
+from backend.storage.uploads import DOCUMENT_KINDS, StoredUpload, store_upload
 
 MAX_FILES_PER_UPLOAD = 20
 PAGE_LIMIT = 200
@@ -26,24 +27,24 @@ _ERRORS: dict[int | str, dict[str, str]] = {
     413: {"description": "a file is over the size limit; nothing was kept"},
     415: {"description": "unsupported type, or content that does not match its name; nothing was kept"},
 }
+_UPLOAD_ERRORS = {**_ERRORS, **unprocessable("malformed form, empty file or too many files; nothing was kept")}
 
 
 def user_upload_dir(settings: Settings, user_id: str) -> Path:
     return settings.uploads_dir / user_id
 
 
-@router.post("/upload", response_model=UploadResponse, status_code=status.HTTP_201_CREATED, responses=_ERRORS)
+@router.post("/upload", response_model=UploadResponse, status_code=status.HTTP_201_CREATED,
+             responses=_UPLOAD_ERRORS)
 async def upload(
     files: Annotated[list[UploadFile], File(description="CSV, TSV, XLSX, JSON, Parquet, PDF, TXT or MD files.",
-                                            min_length=1)],
+                                            min_length=1, max_length=MAX_FILES_PER_UPLOAD)],
     user: CurrentUser,
     repo: RepoDep,
     settings: SettingsDep,
     documents: DocumentsDep,
 ) -> UploadResponse:
     """All or nothing: if any file is refused, none of this request's files is kept."""
-    if len(files) > MAX_FILES_PER_UPLOAD:
-        raise UploadError(f"at most {MAX_FILES_PER_UPLOAD} files per upload")
     dest = user_upload_dir(settings, user.id)
     staged: list[StoredUpload] = []
     try:

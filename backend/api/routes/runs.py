@@ -8,7 +8,7 @@ from anyio import to_thread
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse
 
-from backend.api.deps import AgentDep, RepoDep, ServicesDep
+from backend.api.deps import AgentDep, KeyOrTokenRepoDep, RepoDep, ServicesDep
 from backend.api.schemas import RunOut, TaskRequest, TaskResponse
 from backend.api.turns import start_turn
 from backend.api.views import run_out
@@ -45,8 +45,9 @@ def get_run(run_id: str, repo: RepoDep) -> RunOut:
 
 @router.get("/artifacts/{artifact_id}", response_class=FileResponse,
             responses={404: {"description": "no such artifact (or not yours), or its file is gone"}})
-def get_artifact(artifact_id: str, repo: RepoDep) -> FileResponse:
-    """Figures (png/svg) and generated files (csv/xlsx/…) produced by runs."""
+def get_artifact(artifact_id: str, repo: KeyOrTokenRepoDep) -> FileResponse:
+    """Figures (png/svg) and generated files (csv/xlsx/…) produced by runs; an API key may fetch them too (the
+    /v1 answers link here)."""
     artifact = repo.get_artifact(artifact_id)
     if artifact.path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"artifact {artifact_id} has no stored file")

@@ -25,7 +25,7 @@ from backend.agents.events import (
 )
 from backend.api import services as services_module
 from backend.api.app import create_app
-from backend.api.deps import get_agent, get_documents
+from backend.api.deps import get_agent, get_documents, get_optional_agent
 from backend.core.settings import Settings
 from backend.storage.file_index import DocumentIndex
 
@@ -47,6 +47,8 @@ class FakeAgent:
     holding: list[str] = field(default_factory=list)
     at_hold: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: list[str] = field(default_factory=list)
+    llm: Any = None
+    """The provider chain `/v1` pass-through models use (AgentService.llm); None lists no `llm-*` models."""
 
     async def run(self, *, run_id: str, conversation_id: str, user_id: str, message: str,
                   strategy: str | None = None, files: Mapping[str, Path] = {}) -> AsyncIterator[RunEvent]:
@@ -120,6 +122,7 @@ def build_app(
     def build(settings: Settings) -> FastAPI:
         application = create_app(settings)
         application.dependency_overrides[get_agent] = lambda: agent
+        application.dependency_overrides[get_optional_agent] = lambda: agent
         application.dependency_overrides[get_documents] = lambda: documents
         return application
 

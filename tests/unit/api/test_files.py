@@ -55,6 +55,12 @@ def test_upload_many_files_in_one_request(client: TestClient, alice: dict[str, s
     assert [f["kind"] for f in response.json()["files"]] == ["csv", "json", "xlsx"]
 
 
+def test_more_than_20_files_in_one_request_is_a_validation_error(client: TestClient, alice: dict[str, str]) -> None:
+    response = client.post("/api/upload", headers=alice, files=[("files", (f"{n}.csv", CSV)) for n in range(21)])
+    assert response.status_code == 422
+    assert isinstance(response.json()["detail"], list)  # the documented HTTPValidationError shape
+
+
 def test_documents_are_indexed_for_rag_and_tables_are_not(
     client: TestClient, alice: dict[str, str], documents: object
 ) -> None:

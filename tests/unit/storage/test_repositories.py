@@ -21,6 +21,7 @@ from backend.storage.repositories import (
     UserRepository,
     ensure_admin,
     fail_interrupted_runs,
+    use_api_key,
 )
 
 PASSWORD = "correct horse battery"
@@ -155,3 +156,26 @@ def test_runs_left_running_by_a_previous_process_are_marked_failed(
     run = alice.get_run(stale.id)
     assert (run.status, run.error) == ("failed", INTERRUPTED)
     assert fail_interrupted_runs(sessions=sessions) == 0
+
+
+def test_ensure_conversation_creates_once_and_refuses_another_users_id(session: Session) -> None:
+    alice, bob = _repos(session)
+    made = alice.ensure_conversation("thread0001", title="first question")
+    assert made.title == "first question"
+    assert alice.ensure_conversation("thread0001", title="ignored").id == made.id
+    assert len(alice.list_conversations(limit=10, offset=0)) == 1
+    with pytest.raises(NotFoundError):
+        bob.ensure_conversation("thread0001", title="x")
+
+
+def test_api_keys_are_scoped_and_found_by_hash_until_revoked(session: Session) -> None:
+    alice, bob = _repos(session)
+    key = alice.add_api_key(name="k", prefix="ask-abc", key_hash="a" * 64)
+    assert [k.id for k in alice.list_api_keys()] == [key.id] and bob.list_api_keys() == []
+    with pytest.raises(NotFoundError):
+        bob.revoke_api_key(key.id)
+    used = use_api_key(session, "a" * 64)
+    assert used is not None and used.id == key.id and used.last_used_at is not None
+    assert use_api_key(session, "b" * 64) is None
+    alice.revoke_api_key(key.id)
+    assert use_api_key(session, "a" * 64) is None

@@ -74,6 +74,7 @@ def test_examples(name: str, expected: str) -> None:
 @pytest.mark.parametrize(("head", "family"), [
     (b"%PDF-1.7\n", "pdf"), (b"PK\x03\x04rest", "zip"), (b"a,b\n1,2\n", "text"), (b"\x89PNG\r\n\x1a\n\x00", "binary"),
     ("name,ville\nzoë,Zürich\n".encode(), "text"), ("caf\xe9,1\n".encode("latin-1"), "text"),
+    (b"PK\x03\x04\x14\x00a.pdf%PDF-1.7\n", "zip"),  # a zip carrying a stored PDF is a zip, not a PDF
 ])
 def test_sniffing_looks_at_content(head: bytes, family: str) -> None:
     assert sniff_family(head, head[-4:]) == family

@@ -1,0 +1,14 @@
+"""Security suite: sandbox escapes over HTTP, auth and isolation, upload and API fuzzing.
+
+Unit-style tests here use the in-process app rig of tests/unit/api (real app and database, scripted fake agent);
+live tests start their own uvicorn subprocess. Nothing reaches beyond loopback.
+"""
+
+from __future__ import annotations
+
+from tests.hardening.guard import _loopback_only, _no_model_requests
+from tests.hardening.tally import tally
+from tests.unit.api.conftest import agent, app, app_factory, build_app, client, documents
+
+__all__ = ["_loopback_only", "_no_model_requests", "agent", "app", "app_factory", "build_app", "client",
+           "documents", "tally"]
