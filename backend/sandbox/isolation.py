@@ -136,13 +136,15 @@ def bwrap_argv(*, work: Path, vars_dir: Path, as_root: bool) -> list[str]:
         argv += ["--unshare-user", "--cap-drop", "ALL"]
     argv += ["--die-with-parent", "--new-session", "--hostname", "sandbox", "--clearenv"]
     argv += _system_dirs()
+    # The fresh /tmp comes before the interpreter's mounts: bwrap applies them in order, and a venv that lives
+    # under /tmp (a checkout in /tmp) would otherwise be hidden by the tmpfs, failing the probe.
+    argv += ["--perms", "01777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]  # noqa: S108  (fresh, private)
     for root in _python_roots():
         if root == SANDBOX_ROOT or root.startswith(SANDBOX_ROOT + "/"):
             raise RuntimeError(f"the interpreter at {root} would be hidden by the sandbox mounts")
         argv += [*_searchable_parents(root), "--ro-bind", root, root]
     argv += [*_searchable_parents(CHILD_MOUNT), "--ro-bind", str(CHILD_DIR), CHILD_MOUNT]
     argv += ["--proc", "/proc", "--dev", "/dev"]
-    argv += ["--perms", "01777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]  # noqa: S108  (fresh, private)
     argv += ["--bind", str(work), WORK_MOUNT, "--bind", str(vars_dir), VARS_MOUNT, "--chdir", WORK_MOUNT]
     for key, value in CHILD_ENV.items():
         argv += ["--setenv", key, value]
