@@ -118,6 +118,25 @@ class FailoverChatModel(BaseChatModel):
         record_llm_tokens(provider=provider, message=message)
         return message
 
+    @staticmethod
+    def _end_stream(provider: str, health: ProviderHealth, *, started: float, delivered: list[str],
+                    prompt: list[BaseMessage] | None = None, error: Exception | None = None) -> None:
+        """End-of-stream bookkeeping shared by `_stream` and `_astream`, so the two cannot drift apart.
+
+        `error` set: the stream failed. Otherwise it counts as a success: either the consumer stopped early
+        (no `prompt`), or it completed (`prompt` given, logged with the delivered reply).
+        """
+        seconds = time.monotonic() - started
+        if error is not None:
+            health.record_failure(error)
+            record_llm_call(provider=provider, seconds=seconds, ok=False)
+            return
+        health.record_success(seconds)
+        if prompt is None:
+            record_llm_call(provider=provider, seconds=seconds)
+        else:
+            record_llm_call(provider=provider, seconds=seconds, prompt=prompt, reply="".join(delivered))
+
     # --- invoke ------------------------------------------------------------------------
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
@@ -183,16 +202,12 @@ class FailoverChatModel(BaseChatModel):
                     delivered.append(chunk.text)
                     yield chunk
             except GeneratorExit:
-                health.record_success(time.monotonic() - started)
-                record_llm_call(provider=entry.name, seconds=time.monotonic() - started)
+                self._end_stream(entry.name, health, started=started, delivered=delivered)
                 raise
             except Exception as exc:
-                health.record_failure(exc)
-                record_llm_call(provider=entry.name, seconds=time.monotonic() - started, ok=False)
+                self._end_stream(entry.name, health, started=started, delivered=delivered, error=exc)
                 raise StreamInterruptedError(entry.name, exc, "".join(delivered)) from exc
-            health.record_success(time.monotonic() - started)
-            record_llm_call(provider=entry.name, seconds=time.monotonic() - started, prompt=messages,
-                            reply="".join(delivered))
+            self._end_stream(entry.name, health, started=started, delivered=delivered, prompt=messages)
             return
         raise ProvidersExhaustedError(errors)
 
@@ -229,16 +244,12 @@ class FailoverChatModel(BaseChatModel):
                     delivered.append(chunk.text)
                     yield chunk
             except (GeneratorExit, asyncio.CancelledError):
-                health.record_success(time.monotonic() - started)
-                record_llm_call(provider=entry.name, seconds=time.monotonic() - started)
+                self._end_stream(entry.name, health, started=started, delivered=delivered)
                 raise
             except Exception as exc:
-                health.record_failure(exc)
-                record_llm_call(provider=entry.name, seconds=time.monotonic() - started, ok=False)
+                self._end_stream(entry.name, health, started=started, delivered=delivered, error=exc)
                 raise StreamInterruptedError(entry.name, exc, "".join(delivered)) from exc
-            health.record_success(time.monotonic() - started)
-            record_llm_call(provider=entry.name, seconds=time.monotonic() - started, prompt=messages,
-                            reply="".join(delivered))
+            self._end_stream(entry.name, health, started=started, delivered=delivered, prompt=messages)
             return
         raise ProvidersExhaustedError(errors)
 

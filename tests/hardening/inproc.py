@@ -16,7 +16,8 @@ from backend.api import services as services_module
 from backend.api.app import create_app
 from backend.api.deps import get_agent, get_documents, get_optional_agent
 from backend.core.settings import Settings
-from tests.unit.api.conftest import PASSWORD, FakeAgent, FakeDocuments
+from tests.unit.api.conftest import FakeAgent, FakeDocuments
+from tests.unit.conftest import PASSWORD
 
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cfc0f01f0005"

@@ -11,6 +11,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import closing
@@ -146,6 +147,52 @@ def sse_events(http: httpx.Client, body: dict[str, Any]) -> Iterator[tuple[str, 
                 event = line.removeprefix("event:").strip()
             elif line.startswith("data:"):
                 yield event, json.loads(line.removeprefix("data:").strip())
+
+
+def chat(server: LiveServer, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    """One non-streamed react turn (`body` adds the message and any other field); the reply must be 200."""
+    with server.client(headers) as http:
+        reply = http.post("/api/chat", json={"strategy": "react", **body})
+        assert reply.status_code == 200, reply.text
+        return dict(reply.json())
+
+
+class StreamedTurn(threading.Thread):
+    """A streamed chat turn in the background, so a test can act while it runs (kill a worker, start a hog).
+
+    `coding` is set once its program is in the sandbox (or once the turn ended, so a waiter never hangs); any
+    error lands in `error` for the test to report instead of dying unseen in the thread.
+    """
+
+    def __init__(self, server: LiveServer, headers: dict[str, str], body: dict[str, Any]) -> None:
+        super().__init__(daemon=True)
+        self.server, self.headers, self.body = server, headers, body
+        self.coding = threading.Event()
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with self.server.client(self.headers) as http:
+                for event, data in sse_events(http, self.body):
+                    self.events.append((event, data))
+                    if event == "code":
+                        self.coding.set()
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+        finally:
+            self.coding.set()
+
+    def ids(self) -> tuple[str, str]:
+        """(conversation_id, run_id), from the turn's first event."""
+        first = self.events[0][1]
+        return first["conversation_id"], first["run_id"]
+
+    def outcome(self) -> dict[str, Any]:
+        """The `done` event's data; fails if the turn broke or never finished."""
+        done = [d for e, d in self.events if e == "done"]
+        assert self.error is None and done, f"turn broke: {self.error!r} {self.events[-3:]}"
+        return done[-1]
 
 
 def processes_mentioning(text: str) -> list[int]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from tests.hardening.guard import _loopback_only, _no_model_requests
 from tests.hardening.tally import tally
-from tests.unit.api.conftest import agent, app, app_factory, build_app, client, documents
+from tests.unit.api.conftest import agent, app, build_app, client, documents
+from tests.unit.conftest import app_factory
 
 __all__ = ["_loopback_only", "_no_model_requests", "agent", "app", "app_factory", "build_app", "client",
            "documents", "tally"]

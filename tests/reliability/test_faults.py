@@ -23,13 +23,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -46,7 +44,7 @@ from backend.storage import variables as variables_module
 from backend.tools.registry import ToolRegistry
 from tests.hardening.hostile_model import smuggle
 from tests.hardening.inproc import hardened_settings, inprocess_app, sign_up
-from tests.hardening.live import LiveServer, live_server, processes_mentioning, sse_events
+from tests.hardening.live import LiveServer, StreamedTurn, chat, live_server, processes_mentioning
 from tests.hardening.tally import Tally
 
 CATEGORY = "faults"
@@ -155,33 +153,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     yield from live_server(tmp_path_factory.mktemp("faults") / "data", APP_CODE_TIMEOUT_SECONDS="120")
 
 
-class Background(threading.Thread):
-    """A streamed turn; `coding` is set once its program is in the sandbox."""
-
-    def __init__(self, server: LiveServer, headers: dict[str, str], body: dict[str, Any]) -> None:
-        super().__init__(daemon=True)
-        self.server, self.headers, self.body = server, headers, body
-        self.coding = threading.Event()
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            with self.server.client(self.headers) as http:
-                for event, data in sse_events(http, self.body):
-                    self.events.append((event, data))
-                    if event == "code":
-                        self.coding.set()
-        except (httpx.HTTPError, AssertionError) as exc:
-            self.error = exc
-        finally:
-            self.coding.set()
-
-    def ids(self) -> tuple[str, str]:
-        first = self.events[0][1]
-        return first["conversation_id"], first["run_id"]
-
-
 def _wait_for(predicate: Any, seconds: float, what: str) -> Any:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -189,14 +160,6 @@ def _wait_for(predicate: Any, seconds: float, what: str) -> Any:
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def _chat(server: LiveServer, headers: dict[str, str], message: str, conversation_id: str | None) -> dict[str, Any]:
-    with server.client(headers) as http:
-        reply = http.post("/api/chat", json={"message": message, "strategy": "react",
-                                             "conversation_id": conversation_id})
-        assert reply.status_code == 200, reply.text
-        return dict(reply.json())
 
 
 def _outputs(run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -208,12 +171,12 @@ def test_sandbox_worker_killed_mid_run_gives_a_clear_error_and_a_fresh_worker(se
                                                                               tally: Tally) -> None:
     tally.case(CATEGORY)
     headers = server.sign_up("worker-victim")
-    first = _chat(server, headers, smuggle("kept = 41\nprint('saved', kept)"), None)
+    first = chat(server, headers, {"message": smuggle("kept = 41\nprint('saved', kept)"), "conversation_id": None})
     conversation_id = first["conversation_id"]
     assert "saved 41" in first["answer"], first
     session = f"/sessions/{conversation_id}/"
-    turn = Background(server, headers, {"message": smuggle(LONG_PROGRAM), "strategy": "react",
-                                        "conversation_id": conversation_id})
+    turn = StreamedTurn(server, headers, {"message": smuggle(LONG_PROGRAM), "strategy": "react",
+                                          "conversation_id": conversation_id})
     turn.start()
     assert turn.coding.wait(60)
     doomed = _wait_for(lambda: processes_mentioning(session), 30, "the sandbox worker")
@@ -226,7 +189,9 @@ def test_sandbox_worker_killed_mid_run_gives_a_clear_error_and_a_fresh_worker(se
         run = http.get(f"/api/runs/{turn.ids()[1]}").json()
     errors = " ".join(e.get("error") or "" for e in _outputs(run))
     assert "WorkerCrashed" in errors and "killed" in errors, errors
-    again = _chat(server, headers, smuggle("print('fresh', kept + 1)"), conversation_id)
+    assert "the sandbox worker crashed" in (run["output"] or ""), run["output"]  # told, not just traced
+    again = chat(server, headers, {"message": smuggle("print('fresh', kept + 1)"),
+                                  "conversation_id": conversation_id})
     assert "fresh 42" in again["answer"], again  # a new worker, with the saved variable restored
     assert not set(processes_mentioning(session)) & set(doomed)
     assert server.healthy()
@@ -237,7 +202,7 @@ def test_server_killed_mid_run_keeps_the_conversation_and_reports_the_run(server
     tally.case(CATEGORY)
     headers = server.sign_up("crash-victim")
     question = smuggle(LONG_PROGRAM, note="Run the long simulation")
-    turn = Background(server, headers, {"message": question, "strategy": "react"})
+    turn = StreamedTurn(server, headers, {"message": question, "strategy": "react"})
     turn.start()
     assert turn.coding.wait(60)
     conversation_id, run_id = turn.ids()
@@ -252,7 +217,7 @@ def test_server_killed_mid_run_keeps_the_conversation_and_reports_the_run(server
     assert [(m["role"], m["content"]) for m in detail["messages"]] == [("user", question)], detail["messages"]
     assert run["status"] == "failed" and run["error"].startswith("interrupted"), run
     assert run["finished_at"] is not None
-    later = _chat(server, headers, smuggle("print('carrying on')"), conversation_id)
+    later = chat(server, headers, {"message": smuggle("print('carrying on')"), "conversation_id": conversation_id})
     assert later["status"] == "done" and "carrying on" in later["answer"], later
     rows = server.query("SELECT role FROM messages WHERE conversation_id = ? ORDER BY created_at", conversation_id)
     assert [r[0] for r in rows] == ["user", "user", "assistant"]

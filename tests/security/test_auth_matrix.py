@@ -32,7 +32,8 @@ from backend.core.settings import Settings
 from backend.storage.models import User
 from tests.hardening.inproc import PNG, hardened_settings, inprocess_app, sign_up
 from tests.hardening.tally import Tally
-from tests.unit.api.conftest import PASSWORD, FakeAgent
+from tests.unit.api.conftest import FakeAgent
+from tests.unit.conftest import PASSWORD
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # HS512 with a short key
 

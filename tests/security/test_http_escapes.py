@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ import pytest
 
 from backend.core.settings import Settings
 from tests.hardening.hostile_model import smuggle
-from tests.hardening.live import LiveServer, live_server, sse_events
+from tests.hardening.live import LiveServer, StreamedTurn, chat, live_server
 from tests.hardening.tally import Tally
 from tests.integration.sandbox.test_escape_suite import PAYLOADS, Host, _fill, _leftover_processes, host
 
@@ -134,50 +133,15 @@ for path in ('hog_secret.txt', '/sandbox/vars/hog_token.json'):
 print('answer', 6 * 7)"""
 
 
-class Turn(threading.Thread):
-    """A streamed chat turn in the background; `coding` is set once its program is in the sandbox."""
-
-    def __init__(self, server: LiveServer, headers: dict[str, str], body: dict[str, Any]) -> None:
-        super().__init__(daemon=True)
-        self.server, self.headers, self.body = server, headers, body
-        self.coding = threading.Event()
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            with self.server.client(self.headers) as http:
-                for event, data in sse_events(http, self.body):
-                    self.events.append((event, data))
-                    if event == "code":
-                        self.coding.set()
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-        finally:
-            self.coding.set()
-
-    def outcome(self) -> dict[str, Any]:
-        done = [d for e, d in self.events if e == "done"]
-        assert self.error is None and done, f"turn broke: {self.error!r} {self.events[-3:]}"
-        return done[-1]
-
-
-def _chat(server: LiveServer, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
-    with server.client(headers) as http:
-        reply = http.post("/api/chat", json={"strategy": "react", **body})
-        assert reply.status_code == 200, reply.text
-        return dict(reply.json())
-
-
 def test_two_users_hog_and_query_at_once_without_seeing_each_other(server: LiveServer, tally: Tally) -> None:
     tally.case("isolation")
     hog_user, quick_user = server.sign_up("hogger"), server.sign_up("quick")
     token = secrets.token_hex(8)
-    setup = _chat(server, hog_user, {"message": smuggle(
+    setup = chat(server, hog_user, {"message": smuggle(
         f"hog_token = {token!r}\nopen('hog_secret.txt', 'w').write(hog_token)\nprint('ready')")})
     assert setup["status"] == "done" and "ready" in setup["answer"], setup
-    hogs = [Turn(server, hog_user, {"message": smuggle(code), "strategy": "react",
-                                    "conversation_id": setup["conversation_id"] if n == 0 else None})
+    hogs = [StreamedTurn(server, hog_user, {"message": smuggle(code), "strategy": "react",
+                                            "conversation_id": setup["conversation_id"] if n == 0 else None})
             for n, code in enumerate((CPU_HOG, MEMORY_HOG))]
     for hog in hogs:
         hog.start()
@@ -185,9 +149,9 @@ def test_two_users_hog_and_query_at_once_without_seeing_each_other(server: LiveS
         assert hog.coding.wait(60), "the hog never reached the sandbox"
     started = time.monotonic()
     cpu_hog_running = hogs[0].is_alive()  # its program runs until the 5 s limit stops it
-    snoop = _chat(server, quick_user, {"message": smuggle(SNOOP)})
+    snoop = chat(server, quick_user, {"message": smuggle(SNOOP)})
     quick_seconds = time.monotonic() - started
-    arithmetic = _chat(server, quick_user, {"message": smuggle("print('sum', sum(range(101)))")})
+    arithmetic = chat(server, quick_user, {"message": smuggle("print('sum', sum(range(101)))")})
     both_seconds = time.monotonic() - started
     for hog in hogs:
         hog.join(CODE_TIMEOUT_SECONDS * 6)

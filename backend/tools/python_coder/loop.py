@@ -27,6 +27,7 @@ from backend.core.settings import Settings
 from backend.llm.contracts import record_llm_calls
 from backend.llm.errors import short_error
 from backend.sandbox.result import SandboxResult
+from backend.sandbox.worker import WorkerCrashed
 from backend.storage.inspect import FileDescription, FileInspectionError, describe_file
 from backend.tools.python_coder import prompts
 from backend.tools.python_coder.extract import extract_code, repetition_start, syntax_error
@@ -55,6 +56,8 @@ MAX_REPLY_CHARS = 5000
 NO_CODE = "the reply contained no Python code"
 LOOPING = "the reply kept repeating itself and was cut off"
 REPEATED = "the same program as an earlier attempt (not run again)"
+WORKER_CRASHED = WorkerCrashed.__name__
+"""`error_type` of a run whose sandbox worker died under it (killed, out of memory, crashed)."""
 
 EventSink = Callable[[RunEvent], Awaitable[None] | None]
 
@@ -181,8 +184,18 @@ class _CoderLoop:
             messages = [*opening, prompts.restart_message(self._problems())]  # in place it repeats 3 times in 4
             kind = "revise"
         limit = self.settings.coder_max_executions
+        return self._finish(False, error=f"no working answer after {limit} executions; {self._why_given_up()}")
+
+    def _why_given_up(self) -> str:
+        """The problem to report when the executions ran out.
+
+        A worker that died under the last program that ran is named as such: the attempts after it (typically the
+        same program again, not run a second time) would otherwise hide the crash behind their own problems."""
+        runs = [a.result for a in self.attempts if a.result is not None]
+        if runs and runs[-1].error_type == WORKER_CRASHED:
+            return f"the sandbox worker crashed: {runs[-1].error_message or 'no reason given'}"
         last = self._problems()[-1:] or ["none recorded"]
-        return self._finish(False, error=f"no working answer after {limit} executions; last problem: {last[0]}")
+        return f"last problem: {last[0]}"
 
     def _problems(self) -> list[str]:
         """One line per failed attempt, oldest first, for restart prompts and the final error."""

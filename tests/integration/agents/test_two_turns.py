@@ -11,37 +11,12 @@ import pytest
 
 from backend.agents.checkpoint import open_checkpointer
 from backend.agents.service import AgentService
-from backend.core.settings import PROJECT_ROOT, Settings
+from backend.core.settings import Settings
 from backend.llm.factory import get_chat_model
-from backend.llm.model_files import file_status
 from backend.sandbox.manager import SandboxManager
 from backend.tools.builtin import build_registry
 
 pytestmark = pytest.mark.model
-
-MODEL = "qwen2.5-coder-0.5b"
-
-
-@pytest.fixture
-def model_settings(settings: Settings) -> Settings:
-    models_dir = PROJECT_ROOT / "data" / "models"
-    if not file_status(MODEL, models_dir=models_dir)["present"]:
-        pytest.skip(f"{MODEL} not assembled (python -m backend.llm.model_files assemble --model {MODEL})")
-    settings.llm_providers = ["llamacpp"]
-    settings.embedded_model = MODEL
-    settings.sandbox_pool_size = 0
-    (settings.data_dir / "models").mkdir(parents=True, exist_ok=True)
-    for name in models_dir.iterdir():  # the model is read from {data_dir}/models: link, don't copy
-        (settings.data_dir / "models" / name.name).symlink_to(name)
-    return settings
-
-
-@pytest.fixture
-async def sandbox(model_settings: Settings) -> AsyncIterator[SandboxManager]:
-    manager = SandboxManager(settings=model_settings)
-    yield manager
-    await manager.shutdown()
-
 
 async def final_answer(stream: AsyncIterator[Any]) -> tuple[str, list[Any]]:
     events = [event async for event in stream]
@@ -50,12 +25,12 @@ async def final_answer(stream: AsyncIterator[Any]) -> tuple[str, list[Any]]:
 
 
 async def test_second_turn_uses_the_variable_the_first_turn_saved(
-    model_settings: Settings, sandbox: SandboxManager, tmp_path: Path
+    model_settings: Settings, model_sandbox: SandboxManager, tmp_path: Path
 ) -> None:
     table = tmp_path / "sales.csv"
     table.write_text("Region,Units\nNorth,10\nSouth,30\nEast,20\nWest,40\n")
     llm = get_chat_model(settings=model_settings)
-    tools = build_registry(settings=model_settings, sandbox=sandbox)
+    tools = build_registry(settings=model_settings, sandbox=model_sandbox)
     async with open_checkpointer(settings=model_settings) as checkpointer:
         agent = AgentService(settings=model_settings, llm=llm, tools=tools, checkpointer=checkpointer)
 
@@ -66,7 +41,7 @@ async def test_second_turn_uses_the_variable_the_first_turn_saved(
         ))
         assert [e.tool for e in events if e.type == "tool_call"][:1] == ["python_coder"]
         assert re.search(r"\b100\b", first), first
-        saved = [meta.name for meta in sandbox.variables("two-turns").catalog()]
+        saved = [meta.name for meta in model_sandbox.variables("two-turns").catalog()]
         assert "total_units" in saved
 
         second, events = await final_answer(agent.run(

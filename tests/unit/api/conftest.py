@@ -23,13 +23,11 @@ from backend.agents.events import (
     TokenEvent,
     ToolCall,
 )
-from backend.api import services as services_module
 from backend.api.app import create_app
 from backend.api.deps import get_agent, get_documents, get_optional_agent
 from backend.core.settings import Settings
 from backend.storage.file_index import DocumentIndex
-
-PASSWORD = "correct horse battery"
+from tests.unit.conftest import register_and_login, without_sandbox_or_agent
 
 
 @dataclass
@@ -111,13 +109,8 @@ def documents(settings: Settings) -> FakeDocuments:
 def build_app(
     agent: FakeAgent, documents: FakeDocuments, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[[Settings], FastAPI]:
-    """No real sandbox or agent graph in unit tests: the lifespan builds neither, the fake agent is injected."""
-    monkeypatch.setattr(services_module, "_build_sandbox", lambda settings: None)
-
-    async def no_agent(*args: Any) -> tuple[None, str]:
-        return None, "agent disabled in unit tests"
-
-    monkeypatch.setattr(services_module, "_build_agent", no_agent)
+    """The real app with the fake agent and documents injected (see `without_sandbox_or_agent`)."""
+    without_sandbox_or_agent(monkeypatch)
 
     def build(settings: Settings) -> FastAPI:
         application = create_app(settings)
@@ -140,30 +133,6 @@ def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as test_client:
         yield test_client
         assert app.state.unexpected_errors == 0, "a request hit the unexpected-error handler"
-
-
-@pytest.fixture
-def app_factory(build_app: Callable[[Settings], FastAPI]) -> Iterator[Callable[[Settings], TestClient]]:
-    """Started clients for apps with other settings; stopped at teardown."""
-    started: list[TestClient] = []
-
-    def start(settings: Settings) -> TestClient:
-        test_client = TestClient(build_app(settings))
-        test_client.__enter__()
-        started.append(test_client)
-        return test_client
-
-    yield start
-    for test_client in started:
-        test_client.__exit__(None, None, None)
-        assert test_client.app.state.unexpected_errors == 0  # type: ignore[attr-defined]
-
-
-def register_and_login(client: TestClient, username: str = "alice") -> dict[str, str]:
-    response = client.post("/api/auth/register", json={"username": username, "password": PASSWORD})
-    assert response.status_code == 201, response.text
-    tokens = client.post("/api/auth/login", json={"username": username, "password": PASSWORD}).json()
-    return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
 @pytest.fixture

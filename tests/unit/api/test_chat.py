@@ -194,6 +194,7 @@ def test_figures_become_downloadable_artifacts(
     download = client.get(figure["url"], headers=alice)
     assert download.status_code == 200
     assert download.content == PNG
+    assert download.headers["x-content-type-options"] == "nosniff"
     assert client.get(figure["url"], headers=bob).status_code == 404
     conversation = client.get(f"/api/conversations/{body['conversation_id']}", headers=alice).json()
     assert [f["id"] for f in conversation["figures"]] == [figure["id"]]

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from openpyxl import Workbook
 
 from backend.core.settings import Settings
+from tests.hardening import hostile_files as hf
 
 CSV = b"name,score\nann,1\nbob,4\n"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 def _upload(client: TestClient, headers: dict[str, str], *files: tuple[str, bytes]) -> object:
@@ -23,17 +20,6 @@ def _upload(client: TestClient, headers: dict[str, str], *files: tuple[str, byte
 def _stored_files(settings: Settings) -> list[Path]:
     root = settings.uploads_dir
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
-
-
-def _xlsx_bytes() -> bytes:
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.append(["city", "population"])
-    sheet.append(["Oslo", 709000])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
 
 
 def test_upload_csv_records_columns_and_rows(client: TestClient, alice: dict[str, str]) -> None:
@@ -49,7 +35,7 @@ def test_upload_csv_records_columns_and_rows(client: TestClient, alice: dict[str
 
 
 def test_upload_many_files_in_one_request(client: TestClient, alice: dict[str, str]) -> None:
-    files = [("files", ("a.csv", CSV)), ("files", ("b.json", b'[{"x": 1}]')), ("files", ("c.xlsx", _xlsx_bytes()))]
+    files = [("files", ("a.csv", CSV)), ("files", ("b.json", b'[{"x": 1}]')), ("files", ("c.xlsx", hf.xlsx()))]
     response = client.post("/api/upload", headers=alice, files=files)
     assert response.status_code == 201, response.text
     assert [f["kind"] for f in response.json()["files"]] == ["csv", "json", "xlsx"]
@@ -98,7 +84,7 @@ def test_request_body_over_the_total_cap_is_refused_before_reading(
 
 
 @pytest.mark.parametrize(("name", "data"), [
-    ("photo.csv", PNG),
+    ("photo.csv", hf.PNG_AS_CSV),
     ("report.pdf", b"just some text pretending"),
     ("sheet.xlsx", CSV),
     ("table.parquet", CSV),
@@ -122,7 +108,7 @@ def test_a_bad_file_in_a_batch_keeps_none_of_the_batch(
     client: TestClient, alice: dict[str, str], settings: Settings
 ) -> None:
     response = client.post("/api/upload", headers=alice,
-                           files=[("files", ("good.csv", CSV)), ("files", ("bad.csv", PNG))])
+                           files=[("files", ("good.csv", CSV)), ("files", ("bad.csv", hf.PNG_AS_CSV))])
     assert response.status_code == 415
     assert _stored_files(settings) == []
     assert client.get("/api/files", headers=alice).json() == []
@@ -156,12 +142,8 @@ def test_very_long_names_are_shortened_keeping_the_extension(client: TestClient,
 def test_xlsx_zip_bomb_is_rejected_before_inflating(
     client: TestClient, alice: dict[str, str], settings: Settings
 ) -> None:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("[Content_Types].xml", "<Types/>")
-        archive.writestr("xl/workbook.xml", "<workbook/>")
-        archive.writestr("xl/worksheets/sheet1.xml", b"\x00" * (50 * 1024 * 1024))
-    response = client.post("/api/upload", headers=alice, files=[("files", ("bomb.xlsx", buffer.getvalue()))])
+    bomb = hf.zip_bomb_xlsx(inflated_mb=50)
+    response = client.post("/api/upload", headers=alice, files=[("files", ("bomb.xlsx", bomb))])
     assert response.status_code == 415
     assert "zip bomb" in response.json()["detail"]
     assert _stored_files(settings) == []
@@ -194,6 +176,21 @@ def test_download_returns_the_bytes_with_the_original_name(client: TestClient, a
     assert response.status_code == 200
     assert response.content == CSV
     assert 'filename="a.csv"' in response.headers["content-disposition"]
+
+
+def test_downloads_and_errors_tell_browsers_not_to_sniff_the_type(
+    client: TestClient, alice: dict[str, str], bob: dict[str, str]
+) -> None:
+    made = client.post("/api/upload", headers=alice, files=[("files", ("page.csv", hf.HTML_AS_CSV))])
+    assert made.status_code == 201, made.text
+    file_id = made.json()["files"][0]["id"]
+    download = client.get(f"/api/files/{file_id}", headers=alice)
+    assert download.status_code == 200 and download.content == hf.HTML_AS_CSV
+    assert download.headers["content-type"].startswith("text/csv")  # declared CSV, never rendered as the HTML
+    assert download.headers["x-content-type-options"] == "nosniff"
+    refused = client.get(f"/api/files/{file_id}", headers=bob)
+    assert refused.status_code == 404
+    assert refused.headers["x-content-type-options"] == "nosniff"
 
 
 def test_another_users_file_is_404_for_download_and_delete(

@@ -122,7 +122,7 @@ def test_stream_shows_agent_steps_per_setting(
     settings: Settings, app_factory: Any, mode: str, shown: str, hidden: str | None
 ) -> None:
     client = app_factory(settings.model_copy(update={"openai_compat_progress": mode}))
-    from tests.unit.api.conftest import register_and_login
+    from tests.unit.conftest import register_and_login
 
     text = _streamed_text(_chunks(_complete(client, register_and_login(client), [_user("mean?")], stream=True).text))
     assert shown in text
@@ -132,7 +132,7 @@ def test_stream_shows_agent_steps_per_setting(
 
 def test_progress_none_streams_only_the_answer(settings: Settings, app_factory: Any) -> None:
     client = app_factory(settings.model_copy(update={"openai_compat_progress": "none"}))
-    from tests.unit.api.conftest import register_and_login
+    from tests.unit.conftest import register_and_login
 
     chunks = _chunks(_complete(client, register_and_login(client), [_user("mean?")], stream=True).text)
     assert _streamed_text(chunks).rstrip() == "The mean is 2.5."
@@ -282,7 +282,7 @@ def test_unknown_v1_paths_and_methods_use_openai_shape(client: TestClient, key: 
 
 def test_too_long_a_message_is_400(settings: Settings, app_factory: Any) -> None:
     client = app_factory(settings.model_copy(update={"max_message_chars": 10}))
-    from tests.unit.api.conftest import register_and_login
+    from tests.unit.conftest import register_and_login
 
     response = _complete(client, register_and_login(client), [_user("x" * 11)])
     assert response.status_code == 400 and response.json()["error"]["code"] == "message_too_long"
@@ -330,7 +330,7 @@ def test_too_many_runs_is_429_in_openai_shape_and_creates_nothing(settings: Sett
     import threading
     import time
 
-    from tests.unit.api.conftest import register_and_login
+    from tests.unit.conftest import register_and_login
 
     client = app_factory(settings.model_copy(update={"max_concurrent_runs": 1}))
     headers = register_and_login(client)

@@ -233,6 +233,36 @@ async def test_async_stream_mid_answer_failure_raises_typed_error() -> None:
             pass
 
 
+def test_stream_completed_or_stopped_early_counts_as_one_success() -> None:
+    model = chain(ScriptedChatModel(replies=["one two three", "four five six"], chunk_size=4))
+    assert "".join(chunk.text for chunk in model.stream("hi")) == "one two three"
+    stream = model.stream("hi")
+    assert next(stream).text == "four"
+    stream.close()
+    row = health(model, "p0")
+    assert (row["calls"], row["success_rate"], row["consecutive_failures"]) == (2, 1.0, 0)
+
+
+async def test_async_stream_completed_or_stopped_early_counts_as_one_success() -> None:
+    model = chain(ScriptedChatModel(replies=["one two three", "four five six"], chunk_size=4))
+    assert "".join([c.text async for c in model.astream("hi")]) == "one two three"
+    stream = model.astream("hi")
+    assert (await anext(stream)).text == "four"
+    await stream.aclose()
+    row = health(model, "p0")
+    assert (row["calls"], row["success_rate"], row["consecutive_failures"]) == (2, 1.0, 0)
+
+
+async def test_async_stream_failing_mid_answer_counts_as_a_failure() -> None:
+    model = chain(BreaksMidStream(pieces=["half"]))
+    with pytest.raises(StreamInterruptedError):
+        async for _ in model.astream("hi"):
+            pass
+    row = health(model, "p0")
+    assert (row["calls"], row["success_rate"], row["consecutive_failures"]) == (1, 0.0, 1)
+    assert "peer closed connection" in (row["last_error"] or "")
+
+
 def test_bind_tools_binds_every_provider_and_keeps_the_chain() -> None:
     @tool
     def add(a: int, b: int) -> int:

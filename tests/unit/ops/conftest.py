@@ -7,22 +7,19 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.agents.events import FinalAnswer, RunEvent, RunStarted, StepFinished, StepStarted
-from backend.api import services as services_module
 from backend.api.app import create_app
 from backend.api.deps import get_agent
 from backend.core.settings import Settings
 from backend.storage.db import create_db_engine, init_schema, session_factory
+from tests.unit.conftest import PASSWORD, without_sandbox_or_agent
 
-PASSWORD = "correct horse battery"
 ADMIN = "root"
 
 
@@ -58,12 +55,8 @@ def stand_in() -> StandInAgent:
 
 @pytest.fixture
 def build_app(stand_in: StandInAgent, monkeypatch: pytest.MonkeyPatch) -> Callable[[Settings], FastAPI]:
-    monkeypatch.setattr(services_module, "_build_sandbox", lambda settings: None)
-
-    async def no_agent(*args: Any) -> tuple[None, str]:
-        return None, "agent disabled in unit tests"
-
-    monkeypatch.setattr(services_module, "_build_agent", no_agent)
+    """The real app with the stand-in agent injected (see `without_sandbox_or_agent`)."""
+    without_sandbox_or_agent(monkeypatch)
 
     def build(settings: Settings) -> FastAPI:
         application = create_app(settings)
@@ -71,35 +64,6 @@ def build_app(stand_in: StandInAgent, monkeypatch: pytest.MonkeyPatch) -> Callab
         return application
 
     return build
-
-
-@pytest.fixture
-def start_client(build_app: Callable[[Settings], FastAPI]) -> Iterator[Callable[[Settings], TestClient]]:
-    started: list[TestClient] = []
-
-    def start(settings: Settings) -> TestClient:
-        client = TestClient(build_app(settings))
-        client.__enter__()
-        started.append(client)
-        return client
-
-    yield start
-    for client in started:
-        client.__exit__(None, None, None)
-
-
-def _login(client: TestClient, username: str, *, register: bool = True) -> dict[str, str]:
-    if register:
-        assert client.post("/api/auth/register", json={"username": username, "password": PASSWORD}).status_code == 201
-    response = client.post("/api/auth/login", json={"username": username, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-@pytest.fixture
-def login() -> Callable[..., dict[str, str]]:
-    """`login(client, username, register=True)` → bearer headers (the admin exists already: register=False)."""
-    return _login
 
 
 @pytest.fixture

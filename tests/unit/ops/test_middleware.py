@@ -59,9 +59,9 @@ def test_limiter_forgets_idle_clients_when_full() -> None:
 
 
 def test_a_user_over_the_limit_gets_429_with_retry_after(
-    settings: Settings, start_client: Callable[[Settings], TestClient], login: Login
+    settings: Settings, app_factory: Callable[[Settings], TestClient], login: Login
 ) -> None:
-    client = start_client(settings.model_copy(update={"rate_limit_per_minute": 3}))
+    client = app_factory(settings.model_copy(update={"rate_limit_per_minute": 3}))
     alice = login(client, "alice")  # register + login came from the client address, not from alice
     statuses = [client.get("/api/auth/me", headers=alice).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
@@ -72,31 +72,31 @@ def test_a_user_over_the_limit_gets_429_with_retry_after(
 
 
 def test_the_limit_is_per_user(
-    settings: Settings, start_client: Callable[[Settings], TestClient], login: Login
+    settings: Settings, app_factory: Callable[[Settings], TestClient], login: Login
 ) -> None:
-    client = start_client(settings.model_copy(update={"rate_limit_per_minute": 3}))
+    client = app_factory(settings.model_copy(update={"rate_limit_per_minute": 3}))
     alice = login(client, "alice")
     for _ in range(3):
         client.get("/api/auth/me", headers=alice)
     assert client.get("/api/auth/me", headers=alice).status_code == 429
     bob = {"Authorization": alice["Authorization"]}  # same user, other header object: still limited
     assert client.get("/api/auth/me", headers=bob).status_code == 429
-    client2 = start_client(settings.model_copy(update={"rate_limit_per_minute": 3}))
+    client2 = app_factory(settings.model_copy(update={"rate_limit_per_minute": 3}))
     carol = login(client2, "carol")
     assert client2.get("/api/auth/me", headers=carol).status_code == 200
 
 
 def test_health_and_metrics_are_never_rate_limited(
-    settings: Settings, start_client: Callable[[Settings], TestClient]
+    settings: Settings, app_factory: Callable[[Settings], TestClient]
 ) -> None:
-    client = start_client(settings.model_copy(update={"rate_limit_per_minute": 1}))
+    client = app_factory(settings.model_copy(update={"rate_limit_per_minute": 1}))
     assert all(client.get("/api/health").status_code == 200 for _ in range(5))
 
 
 def test_rate_limited_requests_are_counted_under_their_route(
-    settings: Settings, start_client: Callable[[Settings], TestClient]
+    settings: Settings, app_factory: Callable[[Settings], TestClient]
 ) -> None:
-    client = start_client(settings.model_copy(update={"rate_limit_per_minute": 1}))
+    client = app_factory(settings.model_copy(update={"rate_limit_per_minute": 1}))
     before = (value("rate_limited_total", limit="requests_per_minute"),
               value("http_requests_total", method="GET", route="/api/runs/{run_id}", status="429"))
     client.get("/api/runs/r1")
@@ -107,9 +107,9 @@ def test_rate_limited_requests_are_counted_under_their_route(
 
 
 def test_too_many_runs_in_flight_is_429_with_retry_after(
-    settings: Settings, start_client: Callable[[Settings], TestClient], login: Login, stand_in: StandIn
+    settings: Settings, app_factory: Callable[[Settings], TestClient], login: Login, stand_in: StandIn
 ) -> None:
-    client = start_client(settings.model_copy(update={"max_concurrent_runs": 1}))
+    client = app_factory(settings.model_copy(update={"max_concurrent_runs": 1}))
     alice = login(client, "alice")
     stand_in.hold = asyncio.Event()
     first = threading.Thread(target=client.post, args=("/api/chat",), kwargs={"json": {"message": "long"},
@@ -129,9 +129,9 @@ def test_too_many_runs_in_flight_is_429_with_retry_after(
 
 
 def test_log_lines_of_one_turn_share_one_request_id(
-    settings: Settings, start_client: Callable[[Settings], TestClient], login: Login
+    settings: Settings, app_factory: Callable[[Settings], TestClient], login: Login
 ) -> None:
-    client = start_client(settings)
+    client = app_factory(settings)
     alice = login(client, "alice")
     response = client.post("/api/chat", json={"message": "hello"}, headers={**alice, "X-Request-ID": "turn-req-1"})
     assert response.status_code == 200, response.text

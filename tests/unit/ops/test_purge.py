@@ -140,11 +140,11 @@ async def test_purging_an_unknown_user_is_a_clear_error(settings: Settings, db) 
 
 
 def test_deleting_a_conversation_over_http_also_drops_its_checkpoints(
-    settings: Settings, start_client: Callable[[Settings], TestClient], login: Callable[..., dict[str, str]],
+    settings: Settings, app_factory: Callable[[Settings], TestClient], login: Callable[..., dict[str, str]],
 ) -> None:
     import asyncio
 
-    client = start_client(settings)
+    client = app_factory(settings)
     alice = login(client, "alice")
     conversation_id = client.post("/api/chat", json={"message": "hi"}, headers=alice).json()["conversation_id"]
     asyncio.run(add_checkpoints(settings, conversation_id, "other-thread"))

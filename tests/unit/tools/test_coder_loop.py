@@ -12,7 +12,10 @@ from langchain_core.messages import BaseMessage
 from backend.agents.events import CodeEvent, FigureEvent, OutputEvent
 from backend.core.settings import Settings
 from backend.llm.fake import ScriptedChatModel
+from backend.sandbox.replies import crash_reply, result_from_reply
 from backend.sandbox.result import SandboxResult
+from backend.sandbox.worker import WorkerCrashed
+from backend.tools.builtin import CoderFailedError, coder_observation
 from backend.tools.python_coder import CoderContext, run_coder
 
 
@@ -38,6 +41,12 @@ def ok(stdout: str, **extra: Any) -> SandboxResult:
 
 def failed(error_type: str, message: str, line: int | None = None) -> SandboxResult:
     return SandboxResult(ok=False, error_type=error_type, error_message=message, error_line=line)
+
+
+def killed_worker() -> SandboxResult:
+    """What the real sandbox makes of a worker SIGKILLed under a run (the OOM killer, or an operator)."""
+    crash = WorkerCrashed("worker died: pipe closed", returncode=-9, detail="")
+    return result_from_reply(crash_reply(crash), files=[], elapsed_ms=5.0, limit=1000)
 
 
 def code(body: str) -> str:
@@ -137,6 +146,28 @@ async def test_max_executions_reached_gives_clear_failure(settings: Settings) ->
     assert not result.success
     assert result.error is not None and "3 executions" in result.error and "ZeroDivisionError" in result.error
     assert len(result.attempts) == 3 and len(sandbox.codes) == 3 and result.output == ""
+
+
+async def test_a_killed_worker_is_named_in_the_final_error_not_the_repeat_after_it(settings: Settings) -> None:
+    settings.coder_max_executions = 2
+    program = "rows = [0] * 10**10"
+    llm = ScriptedChatModel(replies=[code(program), code(program)])  # the model retries the very same program
+    sandbox = FakeSandbox(killed_worker())
+    result = await ask(settings, llm, sandbox, "Build the table")
+    assert not result.success and sandbox.codes == [program]  # the repeat was not run again
+    assert result.error == ("no working answer after 2 executions; "
+                            "the sandbox worker crashed: the interpreter was killed (SIGKILL: out of memory?)")
+    with pytest.raises(CoderFailedError, match="the sandbox worker crashed: the interpreter was killed"):
+        coder_observation(result)  # what the agent, and so the user, is told
+
+
+async def test_a_crash_followed_by_another_failing_run_reports_that_runs_problem(settings: Settings) -> None:
+    settings.coder_max_executions = 2
+    llm = ScriptedChatModel(replies=[code("rows = [0] * 10**10"), code("1/0")])
+    sandbox = FakeSandbox(killed_worker(), failed("ZeroDivisionError", "division by zero", line=1))
+    result = await ask(settings, llm, sandbox, "Build the table")
+    assert result.error == ("no working answer after 2 executions; "
+                            "last problem: ZeroDivisionError: division by zero at `1/0`")
 
 
 async def test_a_program_identical_to_an_earlier_one_is_not_run_again(settings: Settings) -> None:
