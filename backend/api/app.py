@@ -10,12 +10,14 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from backend import __version__
 from backend.api.errors import BodyLimitMiddleware, RequestIdMiddleware, install_error_handlers
-from backend.api.middleware import OperationsMiddleware
+from backend.api.middleware import NoSniffMiddleware, OperationsMiddleware
 from backend.api.openai_errors import install_openai_error_handlers
 from backend.api.routes import api_keys, auth, chat, conversations, files, health, metrics, openai_compat, runs
 from backend.api.services import start_services, stop_services
 from backend.core.logging import configure_logging
 from backend.core.settings import Settings, get_settings
+from backend.ops.heap import freeze_startup_heap, thaw_heap
+from backend.ops.loop_watch import LoopWatch
 from backend.ops.scheduler import start_housekeeping
 
 API_TITLE = "Analysis server"
@@ -32,12 +34,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings)
-        app.state.services = await start_services(settings)
-        start_housekeeping(app.state.services)
+        app.state.loop_watch = LoopWatch(block_warn_seconds=settings.loop_block_warn_ms / 1000)
+        app.state.loop_watch.start()  # before start-up work, so a slow start-up step is caught as well
         try:
-            yield
+            app.state.services = await start_services(settings)
+            start_housekeeping(app.state.services)
+            if settings.gc_freeze_startup:
+                freeze_startup_heap()
+            try:
+                yield
+            finally:
+                await stop_services(app.state.services)
+                thaw_heap()
         finally:
-            await stop_services(app.state.services)
+            await app.state.loop_watch.stop()
 
     app = FastAPI(title=API_TITLE, version=__version__, lifespan=lifespan)
     app.state.settings = settings
@@ -54,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=["X-Request-ID", "Retry-After"],
     )
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(NoSniffMiddleware)  # outermost: CORS preflights and 429s get it too
     for module in (health, auth, api_keys, chat, files, conversations, runs, metrics, openai_compat):
         app.include_router(module.router)
     return app

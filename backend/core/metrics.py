@@ -59,6 +59,11 @@ SANDBOX_DURATION = Histogram("sandbox_run_duration_seconds", "Sandboxed code run
 RAG_LATENCY = Histogram("rag_duration_seconds", "RAG ingest and query latency by operation and outcome.",
                         ["operation", "outcome"], namespace=NAMESPACE, registry=REGISTRY, buckets=LATENCY_BUCKETS)
 RAG_CHUNKS = Counter("rag_ingested_chunks", "Chunks indexed by RAG ingest.", namespace=NAMESPACE, registry=REGISTRY)
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+LOOP_LAG = Histogram("event_loop_lag_seconds", "How late the event loop ran a timer: time it could serve no request.",
+                     namespace=NAMESPACE, registry=REGISTRY, buckets=LOOP_LAG_BUCKETS)
+LOOP_BLOCKED = Counter("event_loop_blocked", "Times the event loop was blocked longer than APP_LOOP_BLOCK_WARN_MS.",
+                       namespace=NAMESPACE, registry=REGISTRY)
 CLEANUP_REMOVED = Counter("cleanup_removed", "Items removed by the retention cleanup, by kind.", ["kind"],
                           namespace=NAMESPACE, registry=REGISTRY)
 CLEANUP_BYTES = Counter("cleanup_freed_bytes", "Bytes freed by the retention cleanup.", namespace=NAMESPACE,
@@ -225,3 +230,12 @@ def record_cleanup(*, kind: str, freed_bytes: int) -> None:
     CLEANUP_REMOVED.labels(kind).inc()
     if freed_bytes > 0:
         CLEANUP_BYTES.inc(freed_bytes)
+
+
+# --- event loop -----------------------------------------------------------------------------
+def record_loop_lag(*, seconds: float) -> None:
+    LOOP_LAG.observe(seconds)
+
+
+def record_loop_blocked() -> None:
+    LOOP_BLOCKED.inc()

@@ -190,6 +190,10 @@ class Settings(BaseSettings):
     """How often the server applies the retention policy (0 = only `python -m backend cleanup`)."""
     min_free_disk_mb: int = Field(default=1024, ge=0)
     """Free space under data_dir below which `doctor` fails and the server logs a warning."""
+    gc_freeze_startup: bool = True
+    """Freeze the start-up heap out of full garbage collections (each one otherwise froze the loop ~90 ms)."""
+    loop_block_warn_ms: int = Field(default=250, ge=0)
+    """Log a warning, with the loop thread's stack, when the event loop is blocked this long (0 = no watchdog)."""
 
     @field_validator("llm_providers", mode="before")
     @classmethod

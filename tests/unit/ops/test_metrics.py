@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -133,9 +134,9 @@ def test_rag_latency_is_observed_by_outcome() -> None:
 
 # --- HTTP -------------------------------------------------------------------------------------
 def test_requests_are_counted_by_route_template_not_raw_path(
-    ops_settings: Settings, start_client: Callable[[Settings], TestClient], login: Login
+    ops_settings: Settings, app_factory: Callable[[Settings], TestClient], login: Login
 ) -> None:
-    client = start_client(ops_settings)
+    client = app_factory(ops_settings)
     auth = login(client, "alice")
     template = {"method": "GET", "route": "/api/conversations/{conversation_id}", "status": "404"}
     before = value("http_requests_total", **template)
@@ -146,9 +147,9 @@ def test_requests_are_counted_by_route_template_not_raw_path(
 
 
 def test_admins_read_metrics_in_prometheus_text_format(
-    ops_settings: Settings, start_client: Callable[[Settings], TestClient], login: Login
+    ops_settings: Settings, app_factory: Callable[[Settings], TestClient], login: Login
 ) -> None:
-    client = start_client(ops_settings)
+    client = app_factory(ops_settings)
     admin = login(client, ops_settings.admin_username, register=False)
     client.get("/api/auth/me", headers=admin)
     response = client.get("/metrics", headers=admin)
@@ -159,25 +160,25 @@ def test_admins_read_metrics_in_prometheus_text_format(
 
 
 def test_metrics_refuse_anonymous_and_non_admin_callers(
-    ops_settings: Settings, start_client: Callable[[Settings], TestClient], login: Login
+    ops_settings: Settings, app_factory: Callable[[Settings], TestClient], login: Login
 ) -> None:
-    client = start_client(ops_settings)
+    client = app_factory(ops_settings)
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers=login(client, "mallory")).status_code == 403
 
 
 def test_the_scrape_token_opens_metrics_without_an_account(
-    ops_settings: Settings, start_client: Callable[[Settings], TestClient], login: Login
+    ops_settings: Settings, app_factory: Callable[[Settings], TestClient], login: Login
 ) -> None:
-    client = start_client(ops_settings.model_copy(update={"metrics_token": SecretStr("scrape-" + "s" * 30)}))
+    client = app_factory(ops_settings.model_copy(update={"metrics_token": SecretStr("scrape-" + "s" * 30)}))
     assert client.get("/metrics", headers={"Authorization": "Bearer scrape-" + "s" * 30}).status_code == 200
     assert client.get("/metrics", headers={"Authorization": "Bearer scrape-wrong"}).status_code == 401
 
 
 def test_metrics_can_be_disabled(
-    ops_settings: Settings, start_client: Callable[[Settings], TestClient], login: Login
+    ops_settings: Settings, app_factory: Callable[[Settings], TestClient], login: Login
 ) -> None:
-    client = start_client(ops_settings.model_copy(update={"metrics_enabled": False}))
+    client = app_factory(ops_settings.model_copy(update={"metrics_enabled": False}))
     response = client.get("/metrics", headers=login(client, ops_settings.admin_username, register=False))
     assert response.status_code == 404
     assert response.json()["detail"] == "metrics are disabled"
@@ -187,3 +188,14 @@ def test_render_returns_the_registry_in_text_format() -> None:
     body, content_type = metrics.render()
     assert b"analysis_llm_calls_total" in body or b"analysis_llm_calls" in body
     assert content_type.startswith("text/plain")
+
+
+def test_the_running_app_measures_its_event_loop_lag(
+    ops_settings: Settings, app_factory: Callable[[Settings], TestClient], login: Login
+) -> None:
+    client = app_factory(ops_settings)
+    admin = login(client, ops_settings.admin_username, register=False)
+    before = value("event_loop_lag_seconds_count")
+    time.sleep(0.3)  # the app's loop runs in the TestClient's thread; its heartbeat ticks every 50 ms meanwhile
+    assert value("event_loop_lag_seconds_count") - before >= 3
+    assert "# TYPE analysis_event_loop_lag_seconds histogram" in client.get("/metrics", headers=admin).text
