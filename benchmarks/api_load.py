@@ -8,7 +8,8 @@ itself (2 cores shared by server, sandboxes and this load generator) adds to any
 event-loop lag (its heartbeat histogram on /metrics) says how much of the health latency is the loop being held.
 Each round uses fresh users; health percentiles pool every round's samples, other figures are round medians.
 
-    .venv/bin/python benchmarks/api_load.py [--users 20] [--turns 3] [--rounds 3]
+    .venv/bin/python benchmarks/api_load.py [--users 20] [--turns 3] [--rounds 5] [--no-baseline]
+    .venv/bin/python benchmarks/api_load.py --provider llamacpp --users 2 --turns 1 --rounds 3 --no-baseline
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def free_port() -> int:
 
 def start_server(data_dir: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, **extra_env, "APP_PORT": str(port), "APP_DATA_DIR": str(data_dir), "APP_LLM_PROVIDERS": "fake",
+    (data_dir / "models").symlink_to(ROOT / "data" / "models")  # the packaged model files, for --provider llamacpp
+    env = {**os.environ, "APP_PORT": str(port), "APP_DATA_DIR": str(data_dir), "APP_LLM_PROVIDERS": "fake",
            "APP_JWT_SECRET": secrets.token_urlsafe(48), "APP_SANDBOX_POOL_SIZE": "0", "APP_LOG_LEVEL": "WARNING",
            "APP_METRICS_TOKEN": METRICS_TOKEN,
            # the provider rate limit protects real model servers; the fake model is free, and 20 users' coder
@@ -77,7 +79,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str]) -> tuple[subprocess.
            "APP_PROVIDER_RATE_PER_MINUTE": "100000",
            # every simulated user comes from 127.0.0.1, so the per-address limit (registration and login are
            # counted by address) would refuse the later rounds
-           "APP_RATE_LIMIT_PER_MINUTE": "100000"}
+           "APP_RATE_LIMIT_PER_MINUTE": "100000", **extra_env}
     log = (data_dir / "server.log").open("wb")
     process = subprocess.Popen([sys.executable, str(ROOT / "run_backend.py")], cwd=ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT)
@@ -306,13 +308,17 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--turns", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--provider", default="fake", choices=["fake", "llamacpp"],
+                        help="llamacpp: the embedded model answers (is the loop free while it generates?)")
+    parser.add_argument("--model", default="qwen2.5-coder-0.5b", help="packaged model for --provider llamacpp")
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the second server run with APP_GC_FREEZE_STARTUP=false")
     args = parser.parse_args()
-    served = measure(args, label="server", extra_env={})
+    provider = {"APP_LLM_PROVIDERS": args.provider, "APP_EMBEDDED_MODEL": args.model}
+    served = measure(args, label="server", extra_env=provider)
     report(args, served)
     if not args.no_baseline:
-        thawed = measure(args, label="no-freeze", extra_env={"APP_GC_FREEZE_STARTUP": "false"})
+        thawed = measure(args, label="no-freeze", extra_env={**provider, "APP_GC_FREEZE_STARTUP": "false"})
         ours, theirs = percentile(served.health, 99), percentile(thawed.health, 99)
         print(f"  baseline: same load, start-up heap not frozen (APP_GC_FREEZE_STARTUP=false): /api/health p99 "
               f"{theirs:.1f} ms, no-op app p99 {percentile(thawed.noop, 99):.1f} ms, loop lag > 50 ms "
@@ -327,7 +333,8 @@ def report(args: argparse.Namespace, measured: Measured) -> None:
     idle_p99, health_p99, noop_p99 = percentile(baseline, 99), percentile(health, 99), percentile(noop, 99)
     load = os.getloadavg()
     round_p99s = " ".join(f"{r['health_p99_ms']:.0f}" for r in rounds)
-    print(f"\nAPI load: {args.users} users x (login + upload + {args.turns} streamed chat turns), fake model, "
+    model = "fake model" if args.provider == "fake" else f"embedded {args.model}"
+    print(f"\nAPI load: {args.users} users x (login + upload + {args.turns} streamed chat turns), {model}, "
           f"{args.rounds} rounds; {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f}")
     print(f"  throughput        {median['throughput_rps']:.1f} req/s   "
           f"({median['sessions_per_s']:.2f} user sessions/s, {median['wall_s']:.1f} s per round; round medians)")

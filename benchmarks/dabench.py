@@ -99,7 +99,7 @@ async def run_via_coder(q: dict[str, Any], tables: Path, *, llm: Any, sandbox: A
 async def run_via_agent(q: dict[str, Any], tables: Path, *, llm: Any, sandbox: Any, settings: Any) -> dict[str, Any]:
     """The full agent (router, ReAct or Plan-Execute, tools) answering the same prompt in a fresh conversation."""
     try:
-        from backend.agents.events import ErrorEvent, FinalAnswer, ToolCall
+        from backend.agents.events import ErrorEvent, FinalAnswer, StepFinished, ToolCall
         from backend.agents.service import AgentService
         from backend.tools.builtin import build_registry
     except ImportError as exc:
@@ -107,6 +107,7 @@ async def run_via_agent(q: dict[str, Any], tables: Path, *, llm: Any, sandbox: A
     service = AgentService(settings=settings, llm=llm, tools=build_registry(settings=settings, sandbox=sandbox))
     conversation = f"dabench-{q['id']}-{uuid.uuid4().hex[:6]}"
     answer, error, tools = "", None, 0
+    steps: list[str] = []  # the turn's finished steps, to see where a slow question spent its time
     try:
         async for event in service.run(run_id=conversation, conversation_id=conversation, user_id="dabench",
                                        message=build_prompt(q), files={q["file_name"]: tables / q["file_name"]}):
@@ -116,11 +117,15 @@ async def run_via_agent(q: dict[str, Any], tables: Path, *, llm: Any, sandbox: A
                 error = event.message
             elif isinstance(event, ToolCall):
                 tools += 1
+            elif isinstance(event, StepFinished):
+                what = f"{event.node}/{event.tool}" if event.tool else event.node
+                steps.append(f"{what} {event.duration_ms / 1000:.1f}s" + (f" error={event.error[:80]}" if event.error
+                                                                          else ""))
     finally:
         await sandbox.reset(conversation)
         shutil.rmtree(settings.sessions_dir / conversation, ignore_errors=True)
     row = await to_response(q, answer, llm=llm)
-    row.update(success=error is None, executions=tools, error=error, code="", attempts=[])
+    row.update(success=error is None, executions=tools, error=error, code="", attempts=[], steps=steps)
     return row
 
 

@@ -21,11 +21,11 @@ def test_freeze_hides_survivors_from_the_collector_and_thaw_returns_them() -> No
     try:
         frozen = freeze_startup_heap()
         assert frozen == gc.get_freeze_count() >= 100
-        assert not any(isinstance(obj, Survivor) for obj in gc.get_objects())  # frozen objects are not tracked
+        assert not any(type(obj) is Survivor for obj in gc.get_objects())  # frozen objects are not tracked
     finally:
         thaw_heap()
     assert gc.get_freeze_count() == 0
-    assert sum(isinstance(obj, Survivor) for obj in gc.get_objects()) == len(keep)
+    assert sum(type(obj) is Survivor for obj in gc.get_objects()) == len(keep)
 
 
 def test_the_app_freezes_after_start_up_and_thaws_at_shutdown(
