@@ -30,6 +30,11 @@ COMPUTE = re.compile(
 )
 ARITHMETIC = re.compile(r"^[\d\s.+\-*/^%()=?,x]+$")
 LIST_ITEM = re.compile(r"^\s*(\d+[.)]|[-*•])\s+\S", re.MULTILINE)
+OTHER_SOURCES = re.compile(
+    r"\b(search\w*|web|internet|online|google|look up|documents?|pdfs?|according to|cite|citations?)\b",
+    re.IGNORECASE,
+)
+"""Words asking for documents or the web: then a multi-part request may need more tools than the coder."""
 SEQUENCE = re.compile(r"\b(first\b.*\bthen|then\b.*\b(finally|after that)|after that|step by step|and then)\b",
                       re.IGNORECASE | re.DOTALL)
 
@@ -70,6 +75,10 @@ def route_by_rules(message: str, *, has_files: bool, has_variables: bool = False
     computing = bool(COMPUTE.search(text))
     if GREETING.match(text) and not computing:
         return Route("direct", "greeting or acknowledgement")
+    if has_files and computing and not OTHER_SOURCES.search(text):
+        # Before the multi-part rule: computing steps over the attached files, however many, are one program for
+        # the coder. Planning them first cost small models minutes (their plans came back as solving code).
+        return Route("react", "files attached and a computation asked", (CODER_TOOL,), CODER_TOOL)
     if len(LIST_ITEM.findall(text)) >= 2 or SEQUENCE.search(text):
         return Route("plan_execute", "multi-part request")
     if has_files and computing:

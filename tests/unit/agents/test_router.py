@@ -21,14 +21,32 @@ from backend.llm.fake import ScriptedChatModel
         ("what is the correlation between age and fare?", True, "react"),
         ("(3 + 4) * 12 =", False, "react"),
         ("Plot a histogram of the ages", False, "react"),
-        ("1. load sales.csv\n2. compute monthly totals\n3. plot them", True, "plan_execute"),
-        ("First clean the data, then fit a regression and finally report R2", True, "plan_execute"),
+        ("1. load sales.csv\n2. compute monthly totals\n3. plot them", False, "plan_execute"),
+        ("First clean the data, then fit a regression and finally report R2", False, "plan_execute"),
+        ("First search the web for the 2024 GDP figures, then compute the mean of gdp.csv", True, "plan_execute"),
+        ("1. summarise the attached PDF\n2. compute the average of the table in it", True, "plan_execute"),
         ("Nice weather today", False, "direct"),
     ],
 )
 def test_rules_pick_the_obvious_strategy(message, has_files, expected):
     decision = route_by_rules(message, has_files=has_files)
     assert decision is not None and decision.strategy == expected
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "1. load sales.csv\n2. compute monthly totals\n3. plot them",
+        "First clean the data, then fit a regression and finally report R2",
+        "Test normality of score.\n1. Use the Shapiro-Wilk test.\n2. If p < 0.05 take the log and report the mean.",
+        '2. Correlate the sentiment with the length of articles published by the source "ABC News".',
+    ],
+)
+def test_multi_part_computations_on_attached_files_go_to_the_coder_in_one_piece(message):
+    """Several computing steps over the files are one program; planning them first cost the small model minutes."""
+    decision = route_by_rules(message, has_files=True)
+    assert decision is not None
+    assert (decision.strategy, decision.first_tool, decision.tools) == ("react", "python_coder", ("python_coder",))
 
 
 @pytest.mark.parametrize(
