@@ -50,6 +50,9 @@ from tests.hardening.tally import Tally
 CATEGORY = "faults"
 LONG_PROGRAM = "import time\nfor _ in range(600):\n    time.sleep(0.1)\nprint('finished')"
 """A minute of sleeping in the sandbox: long enough to kill something under it."""
+STARTED_MARKER = "started.marker"
+MARKED_LONG_PROGRAM = f"open({STARTED_MARKER!r}, 'w').close()\n{LONG_PROGRAM}"
+"""Says when the worker really runs it: killed earlier, the worker would just be replaced before the run."""
 
 
 # --- provider faults (in-process, real agent graph) --------------------------------------------------
@@ -175,10 +178,12 @@ def test_sandbox_worker_killed_mid_run_gives_a_clear_error_and_a_fresh_worker(se
     conversation_id = first["conversation_id"]
     assert "saved 41" in first["answer"], first
     session = f"/sessions/{conversation_id}/"
-    turn = StreamedTurn(server, headers, {"message": smuggle(LONG_PROGRAM), "strategy": "react",
+    turn = StreamedTurn(server, headers, {"message": smuggle(MARKED_LONG_PROGRAM), "strategy": "react",
                                           "conversation_id": conversation_id})
     turn.start()
     assert turn.coding.wait(60)
+    session_dir = server.data_dir / "sessions" / conversation_id
+    _wait_for(lambda: list(session_dir.rglob(STARTED_MARKER)), 30, "the program to start in the worker")
     doomed = _wait_for(lambda: processes_mentioning(session), 30, "the sandbox worker")
     for pid in doomed:
         os.kill(pid, signal.SIGKILL)
