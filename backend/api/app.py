@@ -34,20 +34,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings)
+        app.state.services = await start_services(settings)
+        start_housekeeping(app.state.services)
+        if settings.gc_freeze_startup:
+            freeze_startup_heap()
+        # Watched from here on: start-up imports hold the loop for a while (no request is served before they end).
         app.state.loop_watch = LoopWatch(block_warn_seconds=settings.loop_block_warn_ms / 1000)
-        app.state.loop_watch.start()  # before start-up work, so a slow start-up step is caught as well
+        app.state.loop_watch.start()
         try:
-            app.state.services = await start_services(settings)
-            start_housekeeping(app.state.services)
-            if settings.gc_freeze_startup:
-                freeze_startup_heap()
-            try:
-                yield
-            finally:
-                await stop_services(app.state.services)
-                thaw_heap()
+            yield
         finally:
             await app.state.loop_watch.stop()
+            await stop_services(app.state.services)
+            thaw_heap()
 
     app = FastAPI(title=API_TITLE, version=__version__, lifespan=lifespan)
     app.state.settings = settings
