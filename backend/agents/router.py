@@ -25,7 +25,8 @@ COMPUTE = re.compile(
     r"\b(calculate|compute|count|sum|total|average|mean|median|std|standard deviation|variance|percent\w*|"
     r"ratio|correlat\w*|regress\w*|plot|chart|graph|histogram|visuali[sz]e|analy[sz]e|group by|filter|sort|"
     r"top \d+|how many|how much|maximum|minimum|distribution|outliers?|forecast|predict|clean|merge|pivot|"
-    r"aggregate|t-test|chi-square|anova|significan\w*|skew\w*|kurtosis|quantile|percentile)\b",
+    r"aggregate|t-test|chi-square|anova|significan\w*|skew\w*|kurtosis|quantile|percentile|"
+    r"highest|lowest|largest|smallest|biggest|fewest|rank\w*)\b",
     re.IGNORECASE,
 )
 ARITHMETIC = re.compile(r"^[\d\s.+\-*/^%()=?,x]+$")

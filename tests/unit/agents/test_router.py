@@ -18,6 +18,8 @@ from backend.llm.fake import ScriptedChatModel
         ("good morning", False, "direct"),
         ("ok cool", False, "direct"),
         ("Calculate the mean fare per class", True, "react"),
+        ("Which country has the highest happiness score?", True, "react"),
+        ("Rank the regions by revenue", True, "react"),
         ("what is the correlation between age and fare?", True, "react"),
         ("(3 + 4) * 12 =", False, "react"),
         ("Plot a histogram of the ages", False, "react"),
