@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -25,6 +26,10 @@ UPLOAD_PATH = "/api/upload"
 UPLOAD_REQUEST_FACTOR = 4
 """One upload request may carry this many times the per-file limit in total (many files at once)."""
 MULTIPART_OVERHEAD_BYTES = 1024 * 1024
+BODY_LIMIT_RESPONSE: dict[int | str, dict[str, Any]] = {
+    413: {"description": "Request body larger than the limit (4 MB; uploads: APP_MAX_UPLOAD_MB per file)."}
+}
+"""Documented on every operation: `BodyLimitMiddleware` guards every path."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -48,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await stop_services(app.state.services)
             thaw_heap()
 
-    app = FastAPI(title=API_TITLE, version=__version__, lifespan=lifespan)
+    app = FastAPI(title=API_TITLE, version=__version__, lifespan=lifespan, responses=BODY_LIMIT_RESPONSE)
     app.state.settings = settings
     install_error_handlers(app)
     install_openai_error_handlers(app)  # wraps the handlers above: OpenAI's error shape under /v1 only
