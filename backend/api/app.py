@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from backend import __version__
 from backend.api.errors import BodyLimitMiddleware, RequestIdMiddleware, install_error_handlers
-from backend.api.middleware import NoSniffMiddleware, OperationsMiddleware
+from backend.api.middleware import OperationsMiddleware
 from backend.api.openai_errors import install_openai_error_handlers
 from backend.api.routes import api_keys, auth, chat, conversations, files, health, metrics, openai_compat, runs
 from backend.api.services import start_services, stop_services
@@ -67,8 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
         expose_headers=["X-Request-ID", "Retry-After"],
     )
-    app.add_middleware(RequestIdMiddleware)
-    app.add_middleware(NoSniffMiddleware)  # outermost: CORS preflights and 429s get it too
+    app.add_middleware(RequestIdMiddleware)  # outermost: CORS preflights and 429s get its headers too
     for module in (health, auth, api_keys, chat, files, conversations, runs, metrics, openai_compat):
         app.include_router(module.router)
     return app

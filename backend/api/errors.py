@@ -111,8 +111,14 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected_error)
 
 
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff"}
+"""Set on every response: a browser must never second-guess a declared type (an uploaded file or a run's artifact
+served as text/csv must not be sniffed into HTML and run as script)."""
+
+
 class RequestIdMiddleware:
-    """Tags each request with an id (the client's X-Request-ID if sane) and echoes it on the response."""
+    """Tags each request with an id (the client's X-Request-ID if sane) and echoes it on the response, together with
+    `SECURITY_HEADERS`. Outermost, so CORS preflights and 429s get both."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -128,7 +134,9 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = rid
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = rid
+                headers.update(SECURITY_HEADERS)
             await send(message)
 
         await self.app(scope, receive, send_with_id)

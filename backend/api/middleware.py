@@ -5,7 +5,7 @@ everyone, which is fine for a per-minute window). Several nodes or worker proces
 their own, so the effective limit would be multiplied; a deployment that needs one shared limit should
 enforce it at the reverse proxy (or move `SlidingWindowLimiter` onto Redis) rather than here.
 Concurrent runs per user are limited by the `RunManager` (same in-process caveat); its 429 gets a
-`Retry-After` here like every other 429. `NoSniffMiddleware` marks every response `nosniff`.
+`Retry-After` here like every other 429.
 """
 
 from __future__ import annotations
@@ -175,22 +175,3 @@ class OperationsMiddleware:
         )
         await response(scope, receive, send)
 
-
-class NoSniffMiddleware:
-    """`X-Content-Type-Options: nosniff` on every HTTP response, so a browser never second-guesses a declared type
-    (an uploaded file or a run's artifact served as text/csv must not be sniffed into HTML and run as script)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_nosniff(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["X-Content-Type-Options"] = "nosniff"
-            await send(message)
-
-        await self.app(scope, receive, send_nosniff)
