@@ -76,14 +76,13 @@ def route_by_rules(message: str, *, has_files: bool, has_variables: bool = False
     computing = bool(COMPUTE.search(text))
     if GREETING.match(text) and not computing:
         return Route("direct", "greeting or acknowledgement")
-    if has_files and computing and not OTHER_SOURCES.search(text):
-        # Before the multi-part rule: computing steps over the attached files, however many, are one program for
-        # the coder. Planning them first cost small models minutes (their plans came back as solving code).
+    multi_part = len(LIST_ITEM.findall(text)) >= 2 or bool(SEQUENCE.search(text))
+    if has_files and computing and not (multi_part and OTHER_SOURCES.search(text)):
+        # Computing steps over the attached files, however many, are one program for the coder. Planning them
+        # first cost small models minutes (their plans came back as solving code).
         return Route("react", "files attached and a computation asked", (CODER_TOOL,), CODER_TOOL)
-    if len(LIST_ITEM.findall(text)) >= 2 or SEQUENCE.search(text):
+    if multi_part:
         return Route("plan_execute", "multi-part request")
-    if has_files and computing:
-        return Route("react", "files attached and a computation asked", (CODER_TOOL,), CODER_TOOL)
     if ARITHMETIC.match(text) and any(ch.isdigit() for ch in text):
         return Route("react", "arithmetic", (MATH_TOOL,))
     if has_variables and computing:
