@@ -217,34 +217,38 @@ def idle_health(url: str, seconds: float = 5.0) -> list[float]:
         return poller.stop()
 
 
-def loop_lag_buckets(url: str) -> dict[float, float]:
-    """The server's event-loop lag histogram: cumulative tick counts by upper bound (seconds), +inf included."""
+@dataclass
+class LoopLag:
+    """The server's event-loop figures from /metrics at one moment."""
+
+    buckets: dict[float, float]
+    """Cumulative heartbeat tick counts by upper bound (seconds), +inf included."""
+    blocks: float
+    """Blocks the watchdog reported."""
+
+
+def read_loop_lag(url: str) -> LoopLag:
     reply = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)
     reply.raise_for_status()
-    buckets: dict[float, float] = {}
+    lag = LoopLag({}, 0.0)
     for family in text_string_to_metric_families(reply.text):
         for sample in family.samples:
             if sample.name == "analysis_event_loop_lag_seconds_bucket":
-                buckets[float(sample.labels["le"])] = sample.value
+                lag.buckets[float(sample.labels["le"])] = sample.value
             elif sample.name == "analysis_event_loop_blocked_total":
-                buckets[BLOCKED_KEY] = sample.value
-    return buckets
+                lag.blocks = sample.value
+    return lag
 
 
-BLOCKED_KEY = -1.0
-"""Where `loop_lag_buckets` keeps the count of watchdog-reported blocks."""
-
-
-def lag_figures(before: dict[float, float], after: dict[float, float]) -> dict[str, float]:
+def lag_figures(before: LoopLag, after: LoopLag) -> dict[str, float]:
     """Ticks in the round; share late by more than 10 / 50 ms; the bucket bound the 99th percentile falls in."""
-    delta = {le: after[le] - before.get(le, 0.0) for le in after if le != BLOCKED_KEY}
+    delta = {le: count - before.buckets.get(le, 0.0) for le, count in after.buckets.items()}
     ticks = delta.get(math.inf, 0.0)
     bounds = sorted(delta)
     p99 = next((le for le in bounds if delta[le] >= 0.99 * ticks), math.inf) if ticks else math.nan
     return {"lag_ticks": ticks, "lag_over_10ms": (ticks - delta.get(0.01, 0.0)) / ticks if ticks else math.nan,
             "lag_over_50ms": (ticks - delta.get(0.05, 0.0)) / ticks if ticks else math.nan,
-            "lag_p99_bound_ms": p99 * 1000,
-            "loop_blocks": after.get(BLOCKED_KEY, 0.0) - before.get(BLOCKED_KEY, 0.0)}
+            "lag_p99_bound_ms": p99 * 1000, "loop_blocks": after.blocks - before.blocks}
 
 
 async def one_round(url: str, noop_url: str, round_no: int, users: int, turns: int
@@ -252,7 +256,7 @@ async def one_round(url: str, noop_url: str, round_no: int, users: int, turns: i
     names = [f"load{round_no}u{i}" for i in range(users)]
     await register(url, names)
     rec = Recorder()
-    lag_before = loop_lag_buckets(url)
+    lag_before = read_loop_lag(url)
     with HealthPoller(url) as poller, HealthPoller(noop_url) as control:
         started = time.perf_counter()
         await asyncio.gather(*(user_session(url, name, turns, rec) for name in names))
@@ -262,7 +266,7 @@ async def one_round(url: str, noop_url: str, round_no: int, users: int, turns: i
     figures = {"wall_s": wall, "requests": rec.requests, "errors": len(rec.errors),
                "throughput_rps": rec.requests / wall, "sessions_per_s": users / wall,
                "p50_ms": percentile(every, 50), "p99_ms": percentile(every, 99),
-               "health_p99_ms": percentile(health, 99), **lag_figures(lag_before, loop_lag_buckets(url))}
+               "health_p99_ms": percentile(health, 99), **lag_figures(lag_before, read_loop_lag(url))}
     for kind in ("login", "upload", "chat"):
         figures[f"{kind}_p50_ms"] = percentile(rec.latency[kind], 50)
         figures[f"{kind}_p99_ms"] = percentile(rec.latency[kind], 99)
